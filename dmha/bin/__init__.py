@@ -1,0 +1,1 @@
+"""Thin command-line tools called by the shell scripts in steps/, utils/ and local/."""

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# run.sh — the dmha recipe: Double Multi-Head Attention speaker verification, Kaldi style.
+#
+# Stages (each reads and writes files under data/ and exp/ only):
+#   0  data prep      -> data/<set>/{wav.scp,utt2spk,spk2utt}, data/<test>/trials
+#   1  features       -> data/<set>/{feats.scp,utt2num_frames} + fbank/*.ark  (log-mel, --nj jobs)
+#   2  training lists -> data/<train>/lists/ (speaker map, length filter, validation trials)
+#   3  training       -> exp/<name>/ (config.yaml, checkpoints, train.log, best model)
+#   4  embeddings     -> exp/<name>/embeddings/<set>/xvector.{ark,scp}
+#   5  scoring        -> exp/<name>/scores/<set>.score, exp/<name>/results, DET plots
+set -euo pipefail
+
+stage=0
+stop_stage=5
+nj=4                 # parallel jobs for features and extraction
+cmd=local            # job backend: local or slurm (see utils/launch.sh)
+corpus=mini          # mini (embedded default corpus) or voxceleb (bring your own)
+config=              # model/training YAML; default egs/<corpus>/conf/dmha.yaml
+exp_name=            # default <corpus>_<config basename>
+device=auto          # auto (CUDA if available, else CPU), cpu, cuda, cuda:1 ...
+nproc=1              # training processes on this node (torchrun); on GPUs: one per GPU
+ngpu=0               # alias of --nproc for GPU servers (0: use --nproc)
+nodes=1              # training nodes (torchrun rendezvous; see README "Scaling out")
+seed=0               # corpus seed (mini) — the training seed lives in the YAML config
+score_norm=none      # none, snorm or asnorm (cohort: per-speaker means of the training set)
+# VoxCeleb (stage 0 with --corpus voxceleb)
+vox1=
+vox2=
+trials_dir=
+
+help_message="Usage: $0 [options]
+  Runs the dmha recipe from --stage to --stop-stage.
+Options:
+  --stage N          first stage to run (default $stage)
+  --stop-stage N     last stage to run (default $stop_stage)
+  --nj N             parallel jobs for features/extraction (default $nj)
+  --cmd local|slurm  job backend (default $cmd)
+  --corpus NAME      mini | voxceleb (default $corpus)
+  --config FILE      model/training YAML (default egs/<corpus>/conf/dmha.yaml)
+  --exp-name NAME    experiment dir name under exp/ (default <corpus>_<config name>)
+  --device DEV       auto | cpu | cuda | cuda:N (default $device)
+  --nproc N          training processes per node (default $nproc)
+  --ngpu N           GPUs per node for training (implies --nproc N)
+  --nodes N          training nodes (default $nodes)
+  --seed N           mini corpus seed (default $seed)
+  --score-norm X     none | snorm | asnorm (default $score_norm)
+  --vox1 DIR --vox2 DIR [--trials-dir DIR]   VoxCeleb locations (--corpus voxceleb)
+Examples:
+  bash run.sh                                  # whole mini recipe, stages 0-5
+  bash run.sh --stage 3 --stop-stage 5         # retrain, extract, score after a config change
+  bash run.sh --corpus voxceleb --vox1 /data/voxceleb1 --vox2 /data/voxceleb2 --ngpu 4 \\
+       --config egs/voxceleb/conf/dmha_k32.yaml"
+
+cd "$(dirname "$0")"
+. ./path.sh
+. utils/parse_options.sh
+
+[ $# -eq 0 ] || { echo "$0: unexpected arguments: $* (see --help)" >&2; exit 1; }
+[ -f "egs/$corpus/corpus.sh" ] || { echo "$0: unknown corpus '$corpus' (no egs/$corpus/corpus.sh)" >&2; exit 1; }
+# corpus.sh defines train_set, val_set, test_sets and the default config for this corpus.
+. "egs/$corpus/corpus.sh"
+config=${config:-$default_config}
+[ -f "$config" ] || { echo "$0: config '$config' not found" >&2; exit 1; }
+exp_name=${exp_name:-${corpus}_$(basename "$config" .yaml)}
+expdir=exp/$exp_name
+[ "$ngpu" -gt 0 ] && nproc=$ngpu
+
+log_stage() { echo "=== $(date '+%F %T') stage $1: $2"; }
+
+if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+  log_stage 0 "data preparation ($corpus)"
+  prepare_corpus   # defined in egs/<corpus>/corpus.sh
+fi
+
+if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+  log_stage 1 "log-mel features for: $train_set $val_set $test_sets"
+  for set in $train_set $val_set $test_sets; do
+    steps/make_fbank.sh --nj "$nj" --cmd "$cmd" "data/$set"
+  done
+fi
+
+if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+  log_stage 2 "training lists for $train_set (validation: $val_set)"
+  steps/prepare_lists.sh --config "$config" "data/$train_set" "data/$val_set" "data/$train_set/lists"
+fi
+
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+  log_stage 3 "training $expdir from $config on $device (nproc=$nproc nodes=$nodes)"
+  steps/train.sh --config "$config" --device "$device" --nproc "$nproc" --nodes "$nodes" --cmd "$cmd" \
+    "data/$train_set/lists" "$expdir"
+fi
+
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+  emb_sets="$test_sets"
+  [ "$score_norm" != none ] && emb_sets="$train_set $test_sets"
+  log_stage 4 "embeddings for: $emb_sets"
+  for set in $emb_sets; do
+    steps/extract_embeddings.sh --nj "$nj" --cmd "$cmd" --device "$device" "$expdir" "data/$set" "$expdir/embeddings/$set"
+  done
+fi
+
+if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+  log_stage 5 "scoring ($score_norm) for: $test_sets"
+  cohort_opt=()
+  [ "$score_norm" != none ] && cohort_opt=(--cohort "$expdir/embeddings/$train_set/spk_xvector.scp")
+  for set in $test_sets; do
+    steps/score.sh --norm "$score_norm" "${cohort_opt[@]}" --results "$expdir/results" \
+      "data/$set/trials" "$expdir/embeddings/$set" "$expdir/scores/$set.score"
+  done
+  python -m dmha.bin.summarize_results "$expdir/results"
+fi
