@@ -44,7 +44,6 @@ _dmha_setup_env() {
       echo "path.sh: ERROR: pip install into $venv failed (see above); fix it and source path.sh again" >&2
       return 1
     fi
-    rm -f "${VIRTUAL_ENV:-$DMHA_ROOT}"/.dmha-installed-*
     touch "$stamp"
   fi
 }
