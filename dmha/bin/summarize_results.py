@@ -1,0 +1,52 @@
+"""Print the final results table of an experiment: the latest EER/minDCF per (test set, norm).
+
+Reads <results>.tsv written by steps/score.sh. With --reference (YAML ``<set>: {eer:, mindcf_0.01:}``,
+e.g. the paper's figures for this configuration) the table gets reference columns beside ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from dmha.bin._cli import run_main
+from dmha.results import latest_results, read_reference, read_results
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m dmha.bin.summarize_results", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("results", help="results file (its .tsv companion is read), e.g. exp/<name>/results")
+    p.add_argument("--reference", help="YAML of reference figures per set, shown as extra columns")
+    p.add_argument("--reference-name", default="paper", help="column label for --reference (default paper)")
+    return p
+
+
+def format_table(rows: list[dict], reference: dict | None = None, ref_name: str = "paper") -> str:
+    """A markdown table: one row per (set, norm)."""
+    header = ["set", "norm", "EER (%)", "minDCF(0.01)", "minDCF(0.001)", "trials"]
+    if reference is not None:
+        header += [f"{ref_name} EER (%)", f"{ref_name} minDCF(0.01)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        trials = f"{r['n_trials']}" + (f" ({r['n_skipped']} skipped)" if r["n_skipped"] else "")
+        cells = [r["set"], r["norm"], f"{r['eer']:.2f}", f"{r['mindcf_0.01']:.4f}",
+                 f"{r['mindcf_0.001']:.4f}", trials]
+        if reference is not None:
+            ref = reference.get(r["set"], {})
+            cells += [f"{ref['eer']:.2f}" if "eer" in ref else "-",
+                      f"{ref['mindcf_0.01']:.4f}" if "mindcf_0.01" in ref else "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    rows = latest_results(read_results(args.results))
+    reference = read_reference(args.reference) if args.reference else None
+    print(f"Results ({args.results}; latest entry per test set and normalisation):")
+    print(format_table(rows, reference, args.reference_name))
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

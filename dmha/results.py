@@ -1,0 +1,140 @@
+"""The experiment results log: one human line and one machine-readable row per scoring run.
+
+``<results>`` (e.g. ``exp/<name>/results``) gets lines such as
+``mini_test none EER=3.45% minDCF0.01=0.3120 minDCF0.001=0.5000 (1800 trials)`` for people, and
+``<results>.tsv`` (tab-separated, header line, columns :data:`COLUMNS`) for programs: the summary reads
+the TSV, keeping the latest row per (set, norm), so re-scoring a set simply supersedes the old entry.
+Both files are only ever replaced atomically, under a lock, so parallel scoring jobs cannot interleave.
+
+Reference figures (e.g. the paper's) are NOT stored here: the summary takes them from a separate YAML
+file (:func:`read_reference`) and shows them as extra columns, so the log stays a record of what ran.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from dmha.errors import UserError
+from dmha.fileio import PathLike, atomic_open
+
+COLUMNS = ("set", "norm", "eer", "mindcf_0.01", "mindcf_0.001", "n_trials", "n_target", "n_nontarget",
+           "n_skipped", "score_file", "date")
+_FLOAT_COLUMNS = ("eer", "mindcf_0.01", "mindcf_0.001")
+_INT_COLUMNS = ("n_trials", "n_target", "n_nontarget", "n_skipped")
+
+
+def tsv_path(results: PathLike) -> Path:
+    """The machine-readable companion of a results file."""
+    return Path(f"{results}.tsv")
+
+
+def format_line(row: dict) -> str:
+    """The human-readable results line of one scoring run."""
+    line = (f"{row['set']} {row['norm']} EER={row['eer']:.2f}% minDCF0.01={row['mindcf_0.01']:.4f} "
+            f"minDCF0.001={row['mindcf_0.001']:.4f} ({row['n_trials']} trials")
+    if int(row.get("n_skipped", 0)):
+        line += f", {row['n_skipped']} skipped: missing embeddings"
+    return line + ")"
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """Exclusive lock on the results directory (flock on the directory itself: no lock file left)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def append_result(results: PathLike, row: dict) -> str:
+    """Append ``row`` (keys :data:`COLUMNS`; ``date`` filled in if absent) to both files; return the line."""
+    results = Path(results)
+    row = dict(row)
+    row.setdefault("date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    row.setdefault("n_skipped", 0)
+    unknown = set(row) - set(COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown result columns {sorted(unknown)}")
+    for key, value in row.items():
+        if any(c in str(value) for c in "\t\n"):
+            raise UserError(f"result field {key}={value!r} contains a tab or newline")
+    line = format_line(row)
+    tsv = tsv_path(results)
+    with _locked(results.parent):
+        old_text = results.read_text(encoding="utf-8") if results.is_file() else ""
+        old_tsv = tsv.read_text(encoding="utf-8") if tsv.is_file() else "\t".join(COLUMNS) + "\n"
+        if old_tsv.split("\n", 1)[0] != "\t".join(COLUMNS):
+            raise UserError(f"{tsv}: unexpected header; move the old file away")
+        cells = []
+        for c in COLUMNS:
+            v = row[c]
+            cells.append(f"{v:.6g}" if c in _FLOAT_COLUMNS else str(v))
+        with atomic_open(tsv) as f:
+            f.write(old_tsv + "\t".join(cells) + "\n")
+        with atomic_open(results) as f:
+            f.write(old_text + line + "\n")
+    return line
+
+
+def read_results(results: PathLike) -> list[dict]:
+    """All rows of ``<results>.tsv`` in file order, numbers converted."""
+    tsv = tsv_path(results)
+    if not tsv.is_file():
+        raise UserError(f"{tsv}: no results yet; run steps/score.sh (run.sh stage 5) first")
+    rows = []
+    with open(tsv, encoding="utf-8") as f:
+        header = f.readline().rstrip("\n").split("\t")
+        if tuple(header) != COLUMNS:
+            raise UserError(f"{tsv}: unexpected header {header}; expected {list(COLUMNS)}")
+        for lineno, line in enumerate(f, 2):
+            cells = line.rstrip("\n").split("\t")
+            if len(cells) != len(COLUMNS):
+                raise UserError(f"{tsv}:{lineno}: expected {len(COLUMNS)} tab-separated fields")
+            row = dict(zip(COLUMNS, cells))
+            try:
+                for c in _FLOAT_COLUMNS:
+                    row[c] = float(row[c])
+                for c in _INT_COLUMNS:
+                    row[c] = int(row[c])
+            except ValueError as e:
+                raise UserError(f"{tsv}:{lineno}: bad number ({e})") from e
+            rows.append(row)
+    return rows
+
+
+def latest_results(rows: list[dict]) -> list[dict]:
+    """The last row for each (set, norm), in order of each pair's first appearance."""
+    latest: dict[tuple[str, str], dict] = {}
+    for row in rows:
+        latest[(row["set"], row["norm"])] = row   # re-assigning keeps the key's first position
+    return list(latest.values())
+
+
+def read_reference(path: PathLike) -> dict[str, dict[str, float]]:
+    """Reference figures to show beside ours: YAML ``{<set>: {eer: 3.23, mindcf_0.01: 0.0028}}``."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: reference results file not found")
+    with open(path, encoding="utf-8") as f:
+        data = yaml.safe_load(f) or {}
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise UserError(f"{path}: expected a mapping <set>: {{eer: .., mindcf_0.01: ..}}")
+    ref: dict[str, dict[str, float]] = {}
+    for name, metrics in data.items():
+        unknown = set(metrics) - set(_FLOAT_COLUMNS)
+        if unknown:
+            raise UserError(f"{path}: set '{name}': unknown keys {sorted(unknown)}; "
+                            f"use {list(_FLOAT_COLUMNS)}")
+        ref[str(name)] = {k: float(v) for k, v in metrics.items()}
+    return ref

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# steps/score.sh — cosine-score a trial list with extracted embeddings; print and log EER / minDCF.
+#
+# Writes <score-file> (`enroll test score target|nontarget`), a DET curve <score-file stem>.det.png,
+# and appends one line to --results (and a row to <results>.tsv, read by dmha.bin.summarize_results).
+set -euo pipefail
+
+norm=none            # none | snorm | asnorm
+cohort=              # cohort embeddings for s/as-norm: spk_xvector.scp of the training set
+top_n=300            # AS-norm: highest cohort scores kept per side
+allow_missing=false  # true: skip trials whose embedding is missing (counted in the results)
+results=             # default: <score-file dir>/../results
+name=                # test set name in the results (default: score file name without .score)
+
+help_message="Usage: $0 [options] <trials> <emb-dir> <score-file>
+  Scores every trial of <trials> (enroll test [target|nontarget]) by cosine similarity of the
+  embeddings in <emb-dir>/xvector.scp (or <emb-dir> itself if it is an .scp file).
+Options:
+  --norm none|snorm|asnorm   score normalisation (default $norm)
+  --cohort <scp>             cohort for snorm/asnorm, e.g. exp/<name>/embeddings/<train>/spk_xvector.scp
+  --top-n N                  AS-norm cohort size per side (default $top_n)
+  --allow-missing true|false skip trials without embeddings instead of failing (default $allow_missing)
+  --results <file>           results log to append to (default <score-file dir>/../results)
+  --name <set>               name of the test set in the results (default <score-file> without .score)
+Example:
+  steps/score.sh data/mini_test/trials exp/mini_dmha/embeddings/mini_test exp/mini_dmha/scores/mini_test.score"
+
+. "$(dirname "$0")/../path.sh"
+. "$DMHA_ROOT/utils/parse_options.sh"
+
+if [ $# -ne 3 ]; then
+  printf '%s\n' "$help_message" >&2
+  exit 1
+fi
+trials=$1
+emb=$2
+score_file=$3
+
+opts=(--norm "$norm" --top-n "$top_n" --allow-missing "$allow_missing")
+[ -n "$cohort" ] && opts+=(--cohort "$cohort")
+[ -n "$results" ] && opts+=(--results "$results")
+[ -n "$name" ] && opts+=(--name "$name")
+
+python -m dmha.bin.score "${opts[@]}" "$trials" "$emb" "$score_file"
