@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from dmha.errors import UserError
 from dmha.losses import build_loss
@@ -271,3 +273,17 @@ def test_tiny_model_learns_toy_problem():
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses
     assert (cos.argmax(1) == labels).float().mean() > 0.5
+
+
+def test_recipe_configs_build():
+    """Every recipe config's model:/loss: sections are valid (a typo fails here, not mid-recipe)."""
+    confs = sorted(Path(__file__).resolve().parents[1].glob("egs/*/conf/*.yaml"))
+    checked = 0
+    for path in confs:
+        cfg = yaml.safe_load(path.read_text()) or {}
+        if "model" not in cfg:
+            continue
+        model = build_model(cfg["model"], 50)
+        build_loss(cfg.get("loss"), model.embed_dim, 50)
+        checked += 1
+    assert checked >= 4, [str(p) for p in confs]
