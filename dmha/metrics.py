@@ -69,28 +69,49 @@ def _check_inputs(scores, labels) -> tuple[np.ndarray, np.ndarray]:
 def det_curve(scores, labels) -> DetPoints:
     """Exact miss/false-alarm rates at every threshold between distinct scores (one argsort).
 
-    Memory is O(N): the sort permutation, the sorted scores and one cumulative count array.
+    Memory is O(N): the sort permutation, the sorted scores and labels, one cumulative count array;
+    intermediates are freed as soon as possible (bench/bench_metrics.py measures the peak: about
+    30 bytes per trial beyond the input, the returned curve included).
     """
     scores, labels = _check_inputs(scores, labels)
     n = scores.size
-    order = np.argsort(scores, kind="stable")
+    # Ascending sort; stability is not needed because tied scores are merged into one group below.
+    order = np.argsort(scores)
     sorted_scores = scores[order]
     sorted_labels = labels[order]
     del order
-    # Index of the last trial of each group of equal scores (ascending): a threshold just above that
-    # group rejects everything up to and including it.
-    last = np.flatnonzero(sorted_scores[1:] != sorted_scores[:-1])
-    last = np.append(last, n - 1)
-    targets_below = np.cumsum(sorted_labels, dtype=np.int64)[last]   # targets rejected
-    nontargets_below = (last + 1) - targets_below                      # non-targets rejected
+    # Index of the last trial of each group of equal scores: a threshold just above that group
+    # rejects everything up to and including it.
+    is_last = np.empty(n, dtype=bool)
+    np.not_equal(sorted_scores[1:], sorted_scores[:-1], out=is_last[:-1])
+    is_last[-1] = True
+    last = np.flatnonzero(is_last)
+    del is_last
+    n_groups = last.size
+    count_dtype = np.int32 if n < 2**31 else np.int64
+    targets_below = np.cumsum(sorted_labels, dtype=count_dtype)[last]      # targets rejected
+    del sorted_labels
     n_target = int(targets_below[-1])
     n_nontarget = n - n_target
-    # Point 0 is "accept all"; point k >= 1 rejects the k lowest groups.
-    fnr = np.concatenate(([0.0], targets_below / n_target))
-    fpr = np.concatenate(([1.0], (n_nontarget - nontargets_below) / n_nontarget))
-    # Lowest accepted score at point k: the first score of group k (inf once everything is rejected).
-    first_of_group = np.concatenate(([0], last[:-1] + 1))
-    thresholds = np.concatenate((sorted_scores[first_of_group].astype(np.float64), [np.inf]))
+    # Point 0 is "accept all"; point k >= 1 rejects the k lowest groups. Its threshold (the lowest
+    # accepted score) is the first score of group k, inf once everything is rejected.
+    thresholds = np.empty(n_groups + 1, dtype=np.float64)
+    thresholds[0] = sorted_scores[0]
+    thresholds[1:n_groups] = sorted_scores[last[:-1] + 1]
+    thresholds[n_groups] = np.inf
+    del sorted_scores
+    fnr = np.empty(n_groups + 1, dtype=np.float64)
+    fnr[0] = 0.0
+    np.divide(targets_below, n_target, out=fnr[1:])
+    # Non-targets still accepted after rejecting groups 0..k-1: n_nontarget - (last + 1 - targets_below).
+    last += 1
+    last -= targets_below
+    del targets_below
+    np.subtract(n_nontarget, last, out=last)
+    fpr = np.empty(n_groups + 1, dtype=np.float64)
+    fpr[0] = 1.0
+    np.divide(last, n_nontarget, out=fpr[1:])
+    del last
     return DetPoints(fpr=fpr, fnr=fnr, thresholds=thresholds, n_target=n_target, n_nontarget=n_nontarget)
 
 
