@@ -240,6 +240,8 @@ def test_paper_model_size():
     assert abs(counts["frontend"] - 18.7e6) / 18.7e6 < 0.01
     assert count_parameters(loss) == 5994 * 400
     assert model.pooling.get_out_dim() == 160
+    with torch.no_grad():  # one tiny forward pass (20 frames) is cheap even at paper width
+        assert model.eval().embed(torch.randn(1, 20, 80)).shape == (1, 400)
 
 
 def test_dense_variants():
