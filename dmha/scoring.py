@@ -101,11 +101,14 @@ def cohort_stats(mat: np.ndarray, cohort: np.ndarray, top_n: int | None = None,
             logger.warning("top-n %d >= cohort size %d: adaptive S-norm uses the whole cohort (= S-norm)",
                            top_n, n_cohort)
             top_n = None
+    # float64 products: with a small top-n the spread of the kept scores can be ~1e-3, where float32
+    # rounding of the scores would already show in the normalised score.
+    cohort64 = cohort.astype(np.float64)
     mu = np.empty(mat.shape[0], dtype=np.float64)
     sd = np.empty(mat.shape[0], dtype=np.float64)
     for start in range(0, mat.shape[0], chunk_size):
         sl = slice(start, start + chunk_size)
-        s = mat[sl].astype(np.float64) @ cohort.T.astype(np.float64)
+        s = mat[sl].astype(np.float64) @ cohort64.T
         if top_n is not None:
             s = np.partition(s, n_cohort - top_n, axis=1)[:, n_cohort - top_n:]
         mu[sl] = s.mean(axis=1)
