@@ -1,0 +1,114 @@
+"""Build the mini corpus data dirs from already fetched packages (local/make_mini_corpus.sh fetches them).
+
+Writes <data>/mini_train, <data>/mini_val, <data>/mini_test (+ trials) and, with --real-test,
+<data>/real_test (+ trials); audio under <data>/mini_audio/. Prints speaker, utterance, hour and trial
+counts per set. ``--print-packages`` only lists the Debian voice packages the chosen voices need.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+from dmha.bin._cli import run_main
+from dmha.corpus import asterisk
+from dmha.corpus.mini import SynthConfig, build_synthetic, summarize, write_set, write_wav
+from dmha.corpus.synth import setup_espeak
+from dmha.corpus.voices import select_voices, split_speakers
+from dmha.data.trials import make_trials
+from dmha.errors import UserError
+from dmha.fileio import write_kv
+
+log = logging.getLogger("make_mini_corpus")
+
+
+def _range(text: str) -> tuple[int, int]:
+    """'50' -> (50, 50); '40:60' -> (40, 60)."""
+    parts = text.split(":")
+    try:
+        lo, hi = (int(parts[0]), int(parts[-1]))
+    except ValueError as e:
+        raise UserError(f"--utts-per-spk must be N or MIN:MAX, got {text!r}") from e
+    if len(parts) > 2 or lo < 2 or hi < lo:
+        raise UserError(f"--utts-per-spk must be N or MIN:MAX with 2 <= MIN <= MAX, got {text!r}")
+    return lo, hi
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="make_mini_corpus", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("data_dir", type=Path, help="data root (e.g. data)")
+    p.add_argument("--download-dir", type=Path, default=Path("downloads"),
+                   help="where local/fetch_debs.sh unpacked tools/, mbrola/, asterisk/ (default downloads)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--nj", type=int, default=2, help="parallel synthesis processes")
+    p.add_argument("--voices", default="", help="comma-separated MBROLA databases (default: all 72)")
+    p.add_argument("--utts-per-spk", default="40:60",
+                   help="N or MIN:MAX utterances per voice (default 40:60)")
+    p.add_argument("--n-test", type=int, default=None, help="test speakers (default 20%% of the voices)")
+    p.add_argument("--n-val", type=int, default=None, help="validation speakers (default 6%% of the voices)")
+    p.add_argument("--nontarget-ratio", type=float, default=10.0, help="non-target per target trial (10)")
+    p.add_argument("--min-trials", type=int, default=20000, help="at least this many trials per test set")
+    p.add_argument("--real-test", choices=("true", "false"), default="true",
+                   help="also build real_test from the Asterisk prompts (default true)")
+    p.add_argument("--real-max-utts", type=int, default=60, help="prompts per real speaker (default 60)")
+    p.add_argument("--real-min-dur", type=float, default=1.5, help="shortest prompt kept, s (default 1.5)")
+    p.add_argument("--print-packages", action="store_true",
+                   help="print the Debian packages needed for --voices (and --real-test) and exit")
+    return p.parse_args(argv)
+
+
+def _report(stats: dict[str, dict]) -> None:
+    print(f"{'set':<12} {'speakers':>8} {'utts':>6} {'hours':>6} {'target':>8} {'nontarget':>10}")
+    for name, st in stats.items():
+        print(f"{name:<12} {st['speakers']:>8} {st['utterances']:>6} {st['hours']:>6.2f} "
+              f"{st.get('target', '-'):>8} {st.get('nontarget', '-'):>10}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    names = [v for v in args.voices.replace(",", " ").split() if v]
+    voices = select_voices(names)
+    if args.print_packages:
+        pkgs = [v.package for v in voices] + (list(asterisk.PACKAGES) if args.real_test == "true" else [])
+        print("\n".join(pkgs))
+        return 0
+    lo, hi = _range(args.utts_per_spk)
+    cfg = SynthConfig(min_utts=lo, max_utts=hi)
+    data_dir = args.data_dir.resolve()
+    audio_dir = data_dir / "mini_audio"
+    dl = args.download_dir.resolve()
+    t0 = time.time()
+    split = split_speakers(voices, args.seed, args.n_test, args.n_val)
+    log.info("speaker split (seed %d): train %d, val %d, test %d: test=%s val=%s", args.seed,
+             len(split["train"]), len(split["val"]), len(split["test"]), ",".join(split["test"]),
+             ",".join(split["val"]))
+    for part in ("val", "test"):
+        if len(split[part]) == 1:
+            raise UserError(f"{part} set needs 0 or >= 2 speakers for trials, got 1; change --n-{part}")
+    if not split["test"]:
+        raise UserError("no test speakers; use --n-test >= 2")
+    write_kv(audio_dir / "speaker_split", {f"{p}": " ".join(s) for p, s in split.items()}, sort=False)
+    espeak = setup_espeak(dl / "tools", dl / "mbrola", audio_dir / "espeak", [v.db for v in voices])
+    stats = build_synthetic(espeak, voices, split, data_dir, audio_dir, args.seed, args.nj, cfg,
+                            {"train": "mini_train", "val": "mini_val", "test": "mini_test"},
+                            args.nontarget_ratio, args.min_trials)
+    log.info("synthetic sets done in %.0f s", time.time() - t0)
+    if args.real_test == "true":
+        sounds = dl / "asterisk/usr/share/asterisk/sounds"
+        files = asterisk.collect(sounds, args.seed, args.real_max_utts, args.real_min_dur)
+        utt2wav, utt2spk, utt2dur, utt2src = asterisk.convert(files, audio_dir / "real", write_wav)
+        write_kv(audio_dir / "real_test.sources",
+                 {u: str(Path(s).relative_to(dl)) for u, s in utt2src.items()})
+        trials = make_trials(utt2spk, args.nontarget_ratio, min_trials=args.min_trials, seed=args.seed)
+        write_set(data_dir / "real_test", utt2wav, utt2spk, utt2dur, asterisk.sexes(), trials)
+        stats["real_test"] = summarize(utt2spk, utt2dur, trials)
+    log.info("corpus built in %.0f s", time.time() - t0)
+    _report(stats)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,141 @@
+"""Drive espeak-ng + MBROLA from a project-local tree, without installing anything system-wide.
+
+espeak-ng looks for an MBROLA database ``<db>`` at ``<data-home>/espeak-ng-data/mbrola/<db>``, where
+``<data-home>`` comes from the ``ESPEAK_DATA_PATH`` environment variable, and runs the ``mbrola``
+program found on ``PATH``. So we build a private ``espeak-ng-data`` folder: symbolic links to every
+entry of the real espeak-ng data (the system's, or the one unpacked from Debian's ``espeak-ng-data``) plus
+an ``mbrola/`` folder linking the databases unpacked from the ``mbrola-<db>`` packages. A system
+espeak-ng is used when present (with its own data); otherwise the unpacked one runs with
+``LD_LIBRARY_PATH`` pointing at the unpacked libraries.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from dmha.errors import UserError
+
+SAMPLE_RATE = 16000
+
+
+@dataclass
+class Espeak:
+    """How to run espeak-ng with the private MBROLA voices."""
+
+    binary: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    def synthesize(self, text: str, voice: str, rate: int, pitch: int, amplitude: int = 100,
+                   tmpdir: str | None = None) -> tuple[np.ndarray, int]:
+        """Synthesize ``text``; returns (float32 mono waveform, sample rate). Empty output is an error."""
+        with tempfile.NamedTemporaryFile(suffix=".wav", dir=tmpdir) as tmp:
+            cmd = [self.binary, "-v", voice, "-s", str(int(rate)), "-p", str(int(pitch)),
+                   "-a", str(int(amplitude)), "-w", tmp.name, "--", text]
+            proc = subprocess.run(cmd, env=self.env, capture_output=True, text=True)
+            size = os.path.getsize(tmp.name)
+            if proc.returncode != 0 or size <= 44:
+                raise RuntimeError(f"espeak-ng -v {voice} failed (rc {proc.returncode}): "
+                                   f"{proc.stderr.strip()[:300]}")
+            wave, sr = sf.read(tmp.name, dtype="float32", always_2d=False)
+        if wave.ndim > 1:
+            wave = wave.mean(axis=1)
+        return wave, sr
+
+
+def _multiarch_lib_dirs(root: Path) -> list[str]:
+    dirs = []
+    for pattern in ("usr/lib/*-linux-gnu*", "lib/*-linux-gnu*", "usr/lib/*-linux-gnu*/pulseaudio", "usr/lib"):
+        dirs += [d for d in sorted(glob.glob(str(root / pattern))) if os.path.isdir(d)]
+    return dirs
+
+
+def _system_data_dir(binary: str) -> Path | None:
+    """Data folder of a system espeak-ng, from ``espeak-ng --version`` ("... Data at: <dir>")."""
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.search(r"Data at:\s*(\S+)", out)
+    return Path(m.group(1)) if m else None
+
+
+def setup_espeak(tools_dir: str | Path, mbrola_dir: str | Path, home: str | Path,
+                 dbs: list[str]) -> Espeak:
+    """Build the private espeak-ng data home at ``home`` and return an :class:`Espeak` runner.
+
+    ``tools_dir``: where ``local/fetch_debs.sh`` unpacked espeak-ng/mbrola (used for whatever is not on
+    PATH); ``mbrola_dir``: where the ``mbrola-<db>`` packages were unpacked; ``dbs``: the databases to link.
+    """
+    tools_dir, mbrola_dir, home = Path(tools_dir).resolve(), Path(mbrola_dir).resolve(), Path(home).resolve()
+    env = dict(os.environ)
+    path = env.get("PATH", "")
+    system_espeak = shutil.which("espeak-ng")
+    if system_espeak:
+        binary = system_espeak
+        data_dir = _system_data_dir(binary)
+    else:
+        binary = str(tools_dir / "usr/bin/espeak-ng")
+        found = sorted(glob.glob(str(tools_dir / "usr/lib/*/espeak-ng-data")))
+        data_dir = Path(found[0]) if found else None
+        libs = _multiarch_lib_dirs(tools_dir)
+        old = [env["LD_LIBRARY_PATH"]] if env.get("LD_LIBRARY_PATH") else []
+        env["LD_LIBRARY_PATH"] = ":".join(libs + old)
+    if not os.access(binary, os.X_OK):
+        raise UserError(f"espeak-ng not found on PATH nor in {tools_dir}; run local/fetch_debs.sh "
+                        f"--with-deps true {tools_dir} espeak-ng mbrola (needs Debian's apt) "
+                        "or install espeak-ng")
+    if data_dir is None or not (data_dir / "phontab").is_file():
+        raise UserError(f"espeak-ng data folder not found for {binary} (looked for phontab); "
+                        "reinstall espeak-ng-data")
+    if not shutil.which("mbrola"):
+        if not os.access(tools_dir / "usr/bin/mbrola", os.X_OK):
+            raise UserError(f"mbrola not found on PATH nor in {tools_dir}; run local/fetch_debs.sh "
+                            f"--with-deps true {tools_dir} mbrola (needs Debian's apt)")
+        path = f"{tools_dir / 'usr/bin'}:{path}"
+    env["PATH"] = path
+
+    # Private data home: links to the real data + mbrola/<db> links; rebuilt each time (cheap).
+    data_home = home / "espeak-ng-data"
+    if data_home.exists():
+        shutil.rmtree(data_home)
+    (data_home / "mbrola").mkdir(parents=True)
+    for entry in sorted(data_dir.iterdir()):
+        if entry.name != "mbrola":
+            (data_home / entry.name).symlink_to(entry)
+    for db in dbs:
+        src = mbrola_dir / "usr/share/mbrola" / db / db
+        if not src.is_file():
+            raise UserError(f"MBROLA database {src} missing; "
+                            f"run local/fetch_debs.sh {mbrola_dir} mbrola-{db}")
+        (data_home / "mbrola" / db).symlink_to(src)
+    env["ESPEAK_DATA_PATH"] = str(home)
+    return Espeak(binary, env)
+
+
+def to_16k(wave: np.ndarray, sr: int) -> np.ndarray:
+    """Resample to 16 kHz with a polyphase filter (22.05 kHz voices, 8 kHz prompts)."""
+    if sr == SAMPLE_RATE:
+        return wave.astype(np.float32)
+    g = gcd(SAMPLE_RATE, int(sr))
+    return resample_poly(wave, SAMPLE_RATE // g, int(sr) // g).astype(np.float32)
+
+
+def trim_silence(wave: np.ndarray, sr: int, threshold: float = 1e-3, margin_s: float = 0.1) -> np.ndarray:
+    """Cut leading/trailing near-silence, keeping ``margin_s`` of it on each side."""
+    active = np.flatnonzero(np.abs(wave) > threshold)
+    if len(active) == 0:
+        return wave[:0]
+    m = int(margin_s * sr)
+    return wave[max(0, active[0] - m):min(len(wave), active[-1] + m + 1)]

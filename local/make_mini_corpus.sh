@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# local/make_mini_corpus.sh — stage 0 of the mini recipe: build the embedded default corpus.
+#
+# Synthetic speakers: the MBROLA voices of Debian (one voice database = one real person) driven by
+# espeak-ng, 40-60 utterances each with varied text, rate and pitch, noise (5-20 dB SNR) and room
+# reverberation on a part of them -> <data>/mini_train, mini_val, mini_test (disjoint speakers, split
+# by seed and stratified by sex). Real speech: the Asterisk telephone prompts (7 persons) ->
+# <data>/real_test. Test and validation sets get trials. Everything fetched from Debian lands in
+# --download-dir (private apt configuration, nothing installed), so a rerun needs no network; a
+# complete build leaves a stamp and a rerun with the same options only prints the summary.
+set -euo pipefail
+
+seed=0
+nj=2
+utts_per_spk=40:60     # N or MIN:MAX utterances per voice
+voices=                # comma-separated MBROLA databases (empty: all 72); toy runs use a few
+n_test=                # test speakers (empty: 20% of the voices)
+n_val=                 # validation speakers (empty: 6% of the voices)
+real_test=true         # also build real_test from the Asterisk prompts
+real_max_utts=60       # prompts per real speaker
+download_dir=downloads
+
+help_message="Usage: $0 [options] <data-dir>
+  Builds <data-dir>/{mini_train,mini_val,mini_test,real_test} (wav.scp, utt2spk, spk2utt, utt2dur,
+  spk2gender; trials for val/test) with audio in <data-dir>/mini_audio/.
+Options:
+  --seed N               corpus seed: speaker split, texts, augmentation (default $seed)
+  --nj N                 parallel synthesis processes (default $nj)
+  --utts-per-spk N|A:B   utterances per voice (default $utts_per_spk)
+  --voices LIST          comma-separated MBROLA voices, e.g. us1,us2,de1,de2,fr1,fr2 (default: all 72)
+  --n-test N             test speakers (default 20% of the voices)
+  --n-val N              validation speakers (default 6% of the voices)
+  --real-test BOOL       build real_test from the Asterisk prompts (default $real_test)
+  --real-max-utts N      prompts per real speaker (default $real_max_utts)
+  --download-dir DIR     cache of fetched Debian packages (default $download_dir)
+Needs Debian's apt (apt-get, dpkg) the first time, to fetch espeak-ng/mbrola (when not installed), the
+mbrola-* voices and the Asterisk prompt packages without installing them (local/fetch_debs.sh).
+Example: $0 --seed 0 --nj 2 data"
+
+. "$(dirname "$0")/../path.sh"
+. "$(dirname "$0")/../utils/parse_options.sh"
+
+if [ $# -ne 1 ]; then
+  printf '%s\n' "$help_message" >&2
+  exit 1
+fi
+data=$1
+local_dir=$(cd "$(dirname "$0")" && pwd)
+utils_dir=$local_dir/../utils
+
+sets="mini_train mini_test"
+[ -n "$n_val" ] && [ "$n_val" -eq 0 ] || sets="$sets mini_val"
+$real_test && sets="$sets real_test"
+params="version=1 seed=$seed voices=$voices utts_per_spk=$utts_per_spk n_test=$n_test n_val=$n_val"
+params="$params real_test=$real_test real_max_utts=$real_max_utts"
+stamp=$data/.mini_corpus.done
+summary=$data/mini_audio/summary.txt
+
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$params" ]; then
+  complete=true
+  for s in $sets; do [ -f "$data/$s/wav.scp" ] || complete=false; done
+  if $complete; then
+    echo "$0: mini corpus in $data is complete ($params); skipping. Remove $stamp to rebuild."
+    cat "$summary"
+    exit 0
+  fi
+fi
+
+# Anything from an earlier or interrupted build goes: a partial corpus must never look complete.
+rm -f "$stamp"
+rm -rf "$data/mini_train" "$data/mini_val" "$data/mini_test" "$data/real_test" "$data/mini_audio"
+mkdir -p "$data/mini_audio"
+
+# --- fetch what is missing (cached in $download_dir; nothing is installed) ----------------------
+tools=()
+command -v espeak-ng >/dev/null 2>&1 || tools+=(espeak-ng)
+command -v mbrola >/dev/null 2>&1 || tools+=(mbrola)
+if [ ${#tools[@]} -gt 0 ]; then
+  "$local_dir/fetch_debs.sh" --with-deps true "$download_dir/tools" "${tools[@]}"
+fi
+mapfile -t pkgs < <(python -m dmha.bin.make_mini_corpus --print-packages --voices "$voices" \
+                      --real-test "$real_test" "$data")
+voice_pkgs=(); prompt_pkgs=()
+for p in "${pkgs[@]}"; do
+  case "$p" in
+    mbrola-*) voice_pkgs+=("$p") ;;
+    *) prompt_pkgs+=("$p") ;;
+  esac
+done
+"$local_dir/fetch_debs.sh" "$download_dir/mbrola" "${voice_pkgs[@]}"
+[ ${#prompt_pkgs[@]} -gt 0 ] && "$local_dir/fetch_debs.sh" "$download_dir/asterisk" "${prompt_pkgs[@]}"
+
+# --- build ---------------------------------------------------------------------------------------
+opts=(--seed "$seed" --nj "$nj" --voices "$voices" --utts-per-spk "$utts_per_spk" --real-test "$real_test"
+      --real-max-utts "$real_max_utts" --download-dir "$download_dir")
+[ -n "$n_test" ] && opts+=(--n-test "$n_test")
+[ -n "$n_val" ] && opts+=(--n-val "$n_val")
+python -m dmha.bin.make_mini_corpus "${opts[@]}" "$data" > "$summary.tmp"
+
+for s in $sets; do
+  "$utils_dir/validate_data_dir.sh" --no-feats "$data/$s"
+done
+mv "$summary.tmp" "$summary"
+cat "$summary"
+echo "$params" > "$stamp"   # written last: the corpus is complete
