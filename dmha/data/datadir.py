@@ -580,7 +580,14 @@ def split_data(path: PathLike, n: int, *, per_utt: bool = False) -> list[Path]:
             f.write(fingerprint)
         if out.exists():
             shutil.rmtree(out)
-        os.replace(tmp, out)
+        try:
+            os.replace(tmp, out)
+        except OSError:
+            # Another process split the same dir meanwhile; its result is as good as ours if it is
+            # for the same mode and source files.
+            if not (stamp.is_file() and stamp.read_text() == fingerprint):
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
