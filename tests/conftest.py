@@ -16,13 +16,16 @@ def run_script(args: list[str], cwd: Path | None = None, env: dict | None = None
     """Run a repo shell script/command with the repo's utils/ and steps/ on PATH; capture output."""
     full_env = dict(os.environ)
     full_env["PATH"] = f"{REPO}/utils:{REPO}/steps:" + full_env.get("PATH", "")
-    full_env["PYTHONPATH"] = str(REPO) + (":" + full_env["PYTHONPATH"] if full_env.get("PYTHONPATH") else "")
+    old_path = full_env.get("PYTHONPATH")
+    full_env["PYTHONPATH"] = str(REPO) + (f":{old_path}" if old_path else "")
     full_env["LC_ALL"] = "C"
     if env:
         full_env.update(env)
-    proc = subprocess.run(args, cwd=cwd or REPO, env=full_env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(args, cwd=cwd or REPO, env=full_env, capture_output=True, text=True,
+                          timeout=timeout)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{args} failed ({proc.returncode})\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+        raise AssertionError(
+            f"{args} failed ({proc.returncode})\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
     return proc
 
 

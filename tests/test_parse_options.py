@@ -6,7 +6,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, run_script
 
 
@@ -71,7 +70,8 @@ def test_missing_config_file_fails(script, tmp_path):
 
 def test_config_is_an_ordinary_option_when_the_script_declares_it(tmp_path):
     p = tmp_path / "c.sh"
-    p.write_text(f"set -euo pipefail\nconfig=\nstage=0\n. {REPO}/utils/parse_options.sh\necho \"config=$config stage=$stage\"\n")
+    p.write_text(f"set -euo pipefail\nconfig=\nstage=0\n. {REPO}/utils/parse_options.sh\n"
+                 'echo "config=$config stage=$stage"\n')
     out = run_script(["bash", str(p), "--config", "egs/x.yaml", "--stage", "1"]).stdout
     assert out.strip() == "config=egs/x.yaml stage=1"
 
