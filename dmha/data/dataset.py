@@ -1,0 +1,148 @@
+"""Training data: a deterministic per-epoch plan of random crops, and the dataset that serves them.
+
+Why a "plan": the shuffle order and the crop offset of every utterance in an epoch are a pure function
+of (seed, epoch) (a numpy Generator seeded from both). A resumed run regenerates the plan of its
+epoch and skips the optimizer steps already done, so no DataLoader/sampler RNG state has to be saved,
+and every process of a distributed run derives the same plan and takes its own share of each batch.
+
+Per-utterance CMN is computed over the WHOLE utterance before cropping (as the reference code does),
+through :func:`dmha.features.normalize_features`, the one normalisation used everywhere.
+Utterances shorter than the crop (prepare_lists drops those below ``train.min_frames``) are padded
+by repetition (the frames are tiled), so every crop in a batch has the same length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from dmha.errors import UserError
+from dmha.features import normalize_features
+from dmha.fileio import PathLike, read_kv
+
+
+@dataclass
+class TrainList:
+    """The training list written by prepare_lists: parallel arrays, sorted by utterance id."""
+
+    utts: list[str]
+    labels: np.ndarray        # int64 class index per utterance
+    num_frames: np.ndarray    # int64 frames per utterance
+    feats: list[str]          # feats.scp entries (``ark:offset``), kaldiio-readable
+
+    def __len__(self) -> int:
+        return len(self.utts)
+
+
+def read_train_list(list_path: PathLike, scp_path: PathLike) -> TrainList:
+    """Read ``train.list`` (``utt label num_frames``) and its ``train_feats.scp`` (``utt ark:offset``)."""
+    list_path, scp_path = Path(list_path), Path(scp_path)
+    rows = read_kv(list_path)
+    scp = read_kv(scp_path)
+    utts, labels, frames, feats = [], [], [], []
+    for utt, rest in rows.items():
+        parts = rest.split()
+        if len(parts) != 2:
+            raise UserError(f"{list_path}: line for '{utt}' must be 'utt label num_frames'; "
+                            "re-run steps/prepare_lists.sh")
+        if utt not in scp:
+            raise UserError(f"{scp_path}: no features for '{utt}'; re-run steps/prepare_lists.sh")
+        utts.append(utt)
+        labels.append(int(parts[0]))
+        frames.append(int(parts[1]))
+        feats.append(scp[utt])
+    if not utts:
+        raise UserError(f"{list_path}: empty training list; check the length filter in prepare_lists")
+    return TrainList(utts, np.asarray(labels, dtype=np.int64), np.asarray(frames, dtype=np.int64), feats)
+
+
+def epoch_plan(num_frames: np.ndarray, crop_frames: int, seed: int, epoch: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffle order and crop start of every utterance for ``epoch``; pure function of (seed, epoch).
+
+    Returns ``(order, offsets)``: ``order`` is a permutation of the utterance indices and
+    ``offsets[i]`` the first frame of utterance i's crop (0 when it is not longer than the crop).
+    """
+    rng = np.random.default_rng([int(seed), int(epoch)])
+    order = rng.permutation(len(num_frames))
+    high = np.maximum(np.asarray(num_frames, dtype=np.int64) - crop_frames, 0) + 1
+    offsets = rng.integers(0, high)
+    return order, offsets
+
+
+def step_batches(order: np.ndarray, offsets: np.ndarray, batch_size: int, grad_accum: int, rank: int,
+                 world_size: int, start_step: int = 0) -> list[list[tuple[int, int]]]:
+    """This rank's micro-batches of ``(utt_index, offset)`` for steps ``start_step..`` of the epoch.
+
+    One optimizer step consumes ``batch_size`` utterances of the plan (the last incomplete step is
+    dropped); they are dealt round-robin to the ``world_size`` ranks and each rank's share is split into
+    ``grad_accum`` equal micro-batches. So the effective batch is the same for any number of ranks.
+    """
+    check_batch_split(batch_size, grad_accum, world_size)
+    n_steps = len(order) // batch_size
+    out: list[list[tuple[int, int]]] = []
+    for step in range(start_step, n_steps):
+        idx = order[step * batch_size:(step + 1) * batch_size][rank::world_size]
+        for micro in np.array_split(idx, grad_accum):
+            out.append([(int(i), int(offsets[i])) for i in micro])
+    return out
+
+
+def check_batch_split(batch_size: int, grad_accum: int, world_size: int) -> int:
+    """Micro-batch size per rank; a :class:`UserError` if the effective batch does not split evenly."""
+    if batch_size < 1 or grad_accum < 1 or batch_size % (grad_accum * world_size):
+        raise UserError(f"train.batch_size={batch_size} must be divisible by train.grad_accum={grad_accum} "
+                        f"x processes={world_size}; change one of them (--override train.batch_size=...)")
+    return batch_size // (grad_accum * world_size)
+
+
+class CropDataset(Dataset):
+    """Item ``(utt_index, offset)`` -> (crop (crop_frames, F) float32 tensor, label).
+
+    Features are read with kaldiio from their ``ark:offset`` entries, CMN'd over the whole utterance,
+    cropped from ``offset`` (or tiled to the crop length when shorter).
+    """
+
+    def __init__(self, train_list: TrainList, crop_frames: int, norm: str = "cmn", cache: bool = False):
+        self.list = train_list
+        self.crop = int(crop_frames)
+        self.norm = norm
+        self.cache: dict[int, np.ndarray] | None = {} if cache else None
+
+    def __len__(self) -> int:
+        return len(self.list)
+
+    def _load(self, i: int) -> np.ndarray:
+        if self.cache is not None and i in self.cache:
+            return self.cache[i]
+        try:
+            mat = kaldiio.load_mat(self.list.feats[i])
+        except Exception as e:
+            raise UserError(f"cannot read features of '{self.list.utts[i]}' ({self.list.feats[i]}): {e}; "
+                            "re-run the feature stage (steps/make_fbank.sh)") from None
+        mat = np.array(mat, dtype=np.float32)  # a writable copy (kaldiio may memory-map)
+        if self.cache is not None:
+            self.cache[i] = mat
+        return mat
+
+    def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, int]:
+        i, offset = item
+        feats = normalize_features(torch.from_numpy(self._load(i)), mode=self.norm)
+        t = feats.shape[0]
+        if t >= self.crop:
+            crop = feats[offset:offset + self.crop]
+        else:  # shorter than the crop: repeat the utterance until it fills the crop
+            crop = feats[torch.arange(self.crop) % t]
+        return crop.contiguous(), int(self.list.labels[i])
+
+
+def collate_crops(batch: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack equal-length crops into (B, T, F) and labels into (B,) int64."""
+    feats = torch.stack([b[0] for b in batch])
+    labels = torch.tensor([b[1] for b in batch], dtype=torch.long)
+    return feats, labels

@@ -1,0 +1,80 @@
+"""Batched whole-utterance embedding extraction (used by validation during training and by stage 4).
+
+Why batching this way: utterances are sorted by length so a batch pads little, batches are bounded by
+padded frames (memory) and by count, and the model receives the true lengths so padded frames are
+masked out. Each utterance is CMN'd over its own valid frames with the one normalisation function
+(:func:`dmha.features.normalize_features`), so an embedding does not depend on the batch it lands in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+from torch import nn
+
+from dmha.features import normalize_features
+
+
+def length_batches(lengths: Sequence[int], max_frames_per_batch: int, batch_size: int) -> list[list[int]]:
+    """Group indices, longest first, so each batch has <= batch_size items and <= max padded frames.
+
+    An utterance longer than ``max_frames_per_batch`` gets a batch of its own.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: (-int(lengths[i]), i))
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    for i in order:
+        longest = int(lengths[cur[0]]) if cur else int(lengths[i])
+        if cur and (len(cur) + 1 > batch_size or longest * (len(cur) + 1) > max_frames_per_batch):
+            batches.append(cur)
+            cur = []
+        cur.append(i)
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+@torch.no_grad()
+def embed_feature_list(model: nn.Module, feats: Sequence[np.ndarray | torch.Tensor],
+                       device: torch.device | str = "cpu", max_frames_per_batch: int = 20000,
+                       batch_size: int = 64, norm: str = "cmn", bf16: bool = False) -> np.ndarray:
+    """Embed raw (T_i, F) feature matrices -> float32 array (N, embed_dim), in input order.
+
+    ``model.embed(x, lengths)`` gets CMN'd, zero-padded (B, T, F) batches with their lengths. The model
+    is put in eval mode for the call and its previous mode restored afterwards. ``bf16`` enables bf16
+    autocast on CUDA only.
+    """
+    device = torch.device(device)
+    core = model.module if hasattr(model, "module") else model
+    was_training = core.training
+    core.eval()
+    lengths = [int(f.shape[0]) for f in feats]
+    out: np.ndarray | None = None
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if bf16 and device.type == "cuda"
+                else nullcontext())
+    try:
+        for idx in length_batches(lengths, max_frames_per_batch, batch_size):
+            mats = [torch.as_tensor(np.asarray(feats[i], dtype=np.float32)) for i in idx]
+            lens = torch.tensor([lengths[i] for i in idx], dtype=torch.long)
+            x = torch.nn.utils.rnn.pad_sequence(mats, batch_first=True)
+            x = normalize_features(x, mode=norm, lengths=lens).to(device)
+            with autocast:
+                emb = core.embed(x, lens.to(device))
+            emb = emb.float().cpu().numpy()
+            if out is None:
+                out = np.zeros((len(feats), emb.shape[1]), dtype=np.float32)
+            out[idx] = emb
+    finally:
+        core.train(was_training)
+    if out is None:
+        out = np.zeros((0, int(getattr(core, "embed_dim", 0))), dtype=np.float32)
+    return out
+
+
+def cosine_scores(emb: np.ndarray, enroll_idx: np.ndarray, test_idx: np.ndarray) -> np.ndarray:
+    """Cosine similarity of rows ``enroll_idx`` and ``test_idx`` of ``emb`` (one score per trial)."""
+    x = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    return np.einsum("ij,ij->i", x[enroll_idx], x[test_idx])

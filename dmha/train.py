@@ -1,0 +1,380 @@
+"""The training loop (SPEC §3): Adam + AM-Softmax on random crops, validation EER, exact resume, DDP.
+
+Design choices and why:
+* **Exact resume.** ``exp/ckpt.pt`` holds model, loss head, optimizer (incl. LR), epoch, step, best EER,
+  patience counters, history and RNG states; it is written atomically every ``train.ckpt_every_steps``
+  optimizer steps and at every epoch end. The data order and crops are a pure function of
+  (seed, epoch) (:func:`dmha.data.dataset.epoch_plan`) and the torch RNG (head dropout) is re-seeded
+  from (seed, step, rank) before every step, so a run killed at any point and restarted produces the
+  same weights as an uninterrupted one (CPU, same thread count).
+* **One code path for 1..N processes.** Under torchrun every rank derives the same plan and takes
+  its share of each step's batch; ``train.batch_size`` is the effective batch of one optimizer step
+  (all ranks x ``train.grad_accum`` micro-batches), so the recipe means the same thing at any scale.
+  Rank 0 validates, logs and writes files; results are broadcast so every rank takes the same
+  LR/stop decisions.
+* **Validation** embeds whole utterances with :func:`dmha.extract.embed_feature_list` (the code
+  extraction uses) and scores cosine trials with :func:`dmha.metrics.compute_metrics` (the code
+  scoring uses), so the validation EER means what the final EER means.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import logging
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import kaldiio
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from dmha.checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
+from dmha.config import config_diff, save_config
+from dmha.data.dataset import (
+    CropDataset,
+    check_batch_split,
+    collate_crops,
+    epoch_plan,
+    read_train_list,
+    step_batches,
+)
+from dmha.data.trials import read_trials
+from dmha.distributed import DistInfo, all_reduce_sum, broadcast_float, sync_buffers
+from dmha.errors import UserError
+from dmha.extract import cosine_scores, embed_feature_list
+from dmha.fileio import atomic_open, read_kv
+from dmha.metrics import compute_metrics
+from dmha.plotting import plot_training_curves
+
+log = logging.getLogger("dmha.train")
+
+CKPT = "ckpt.pt"
+BEST = "best.pt"
+CSV_FIELDS = ["epoch", "step", "loss", "acc", "val_eer", "val_mindcf", "lr", "time"]
+# Sections whose change makes an existing checkpoint meaningless (resume refuses; use a new exp dir).
+FROZEN_SECTIONS = ("features", "model", "loss")
+
+
+class SpeakerClassifier(nn.Module):
+    """Model + loss head as one module, so DDP synchronises the class weights too."""
+
+    def __init__(self, model: nn.Module, loss: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.loss = loss
+
+    def forward(self, feats: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.loss(self.model(feats, None), labels)
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    """Torch seed for optimizer step ``step`` on ``rank``: resumable without saving generator state."""
+    return int(np.random.SeedSequence([int(seed), int(step), int(rank)]).generate_state(1)[0])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class ValidationSet:
+    """Validation trials and the raw features of every utterance they mention (loaded once)."""
+
+    def __init__(self, lists_dir: Path) -> None:
+        trials = read_trials(lists_dir / "val_trials")
+        scp = read_kv(lists_dir / "val_feats.scp")
+        utts = sorted(set(trials.enroll) | set(trials.test))
+        missing = [u for u in utts if u not in scp]
+        if missing:
+            raise UserError(f"{lists_dir}/val_feats.scp: no features for '{missing[0]}' "
+                            f"({len(missing)} trial utterances missing); re-run steps/prepare_lists.sh")
+        index = {u: i for i, u in enumerate(utts)}
+        self.enroll = np.array([index[u] for u in trials.enroll])
+        self.test = np.array([index[u] for u in trials.test])
+        self.labels = trials.labels
+        self.feats = [np.asarray(kaldiio.load_mat(scp[u]), dtype=np.float32) for u in utts]
+
+    def evaluate(self, model: nn.Module, device: torch.device, tcfg: dict, norm: str) -> dict:
+        emb = embed_feature_list(model, self.feats, device, max_frames_per_batch=tcfg["val_max_frames"],
+                                 batch_size=tcfg["val_batch_size"], norm=norm, bf16=tcfg["bf16"])
+        return compute_metrics(cosine_scores(emb, self.enroll, self.test), self.labels)
+
+
+def _new_state(lr: float) -> dict[str, Any]:
+    return {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best_eer": math.inf, "best_epoch": -1,
+            "bad_validations": 0, "stopped_early": False, "finished": False, "elapsed": 0.0,
+            "epoch_sums": [0.0, 0.0, 0.0], "history": [], "lr": lr}
+
+
+@contextlib.contextmanager
+def _train_log(exp_dir: Path, info: DistInfo):
+    """Rank 0 appends the dmha log to exp/train.log for the duration of training; other ranks are quiet."""
+    logger = logging.getLogger("dmha")
+    if not info.is_main:
+        logger.setLevel(logging.WARNING)
+        yield
+        return
+    fh = logging.FileHandler(exp_dir / "train.log")
+    fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    logger.addHandler(fh)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(fh)
+        fh.close()
+
+
+def _write_metrics(exp_dir: Path, history: list[dict], name: str) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in CSV_FIELDS})
+    with atomic_open(exp_dir / "metrics.csv") as f:
+        f.write(buf.getvalue())
+    plot_training_curves(history, exp_dir / "training.png", title=name)
+
+
+def _check_resume_config(exp_dir: Path, cfg: dict) -> None:
+    saved_path = exp_dir / "config.yaml"
+    if not saved_path.is_file():
+        return
+    import yaml
+    with open(saved_path, encoding="utf-8") as f:
+        saved = yaml.safe_load(f) or {}
+    frozen = [d for s in FROZEN_SECTIONS for d in config_diff({s: saved.get(s, {})}, {s: cfg.get(s, {})})]
+    if frozen:
+        raise UserError(f"{exp_dir}: the checkpoint was trained with a different config ({frozen[0]}); "
+                        "use a new exp dir or delete this one to start over")
+    for d in config_diff({"train": saved.get("train", {})}, {"train": cfg.get("train", {})}):
+        log.warning("resuming with a changed training setting: %s", d)
+
+
+@dataclass
+class TrainOutcome:
+    """What :func:`train` leaves behind in memory: the final state dict and the trained module."""
+
+    state: dict[str, Any]
+    net: SpeakerClassifier
+
+
+def train(cfg: dict, lists_dir: str | Path, exp_dir: str | Path, info: DistInfo) -> TrainOutcome:
+    """Train (or resume, or report that training is done) in ``exp_dir``."""
+    exp_dir = Path(exp_dir)
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    with _train_log(exp_dir, info):
+        return _train(cfg, Path(lists_dir), exp_dir, info)
+
+
+def _train(cfg: dict, lists_dir: Path, exp_dir: Path, info: DistInfo) -> TrainOutcome:
+    from dmha.losses import build_loss
+    from dmha.models import build_model
+
+    tcfg = cfg["train"]
+    if tcfg["num_threads"] > 0:
+        torch.set_num_threads(int(tcfg["num_threads"]))
+    device = info.device
+    micro = check_batch_split(tcfg["batch_size"], tcfg["grad_accum"], info.world_size)
+
+    for name in ("train.list", "train_feats.scp", "spk2int", "val_trials", "val_feats.scp"):
+        if not (lists_dir / name).is_file():
+            raise UserError(f"{lists_dir}/{name}: missing; run steps/prepare_lists.sh (stage 2) first")
+    spk2int = read_kv(lists_dir / "spk2int")
+    num_classes = len(spk2int)
+    train_list = read_train_list(lists_dir / "train.list", lists_dir / "train_feats.scp")
+    n_steps = len(train_list) // tcfg["batch_size"]
+    if n_steps == 0:
+        raise UserError(f"{lists_dir}/train.list: {len(train_list)} utterances, fewer than one batch of "
+                        f"train.batch_size={tcfg['batch_size']}; lower the batch size")
+
+    ckpt_path = exp_dir / CKPT
+    resuming = ckpt_path.is_file()
+    if resuming:
+        _check_resume_config(exp_dir, cfg)
+    if info.is_main:
+        save_config(cfg, exp_dir / "config.yaml")
+        with atomic_open(exp_dir / "spk2int") as f:
+            f.write((lists_dir / "spk2int").read_text(encoding="utf-8"))
+
+    seed_everything(int(tcfg["seed"]))
+    model = build_model(cfg["model"], num_classes)
+    loss_head = build_loss(cfg["loss"], model.embed_dim, num_classes)
+    net = SpeakerClassifier(model, loss_head).to(device)
+    if device.type == "cuda" and tcfg["channels_last"]:
+        net = net.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(net.parameters(), lr=tcfg["lr"], weight_decay=tcfg["weight_decay"])
+    state = _new_state(tcfg["lr"])
+
+    if resuming:
+        ckpt = load_checkpoint(ckpt_path, map_location=device)
+        net.load_state_dict(ckpt["net"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        state = ckpt["state"]
+        set_rng_state(ckpt["rng"])
+        log.info("resuming from %s: epoch %d, step %d of the epoch (global step %d), best EER %.3f%%",
+                 ckpt_path, state["epoch"], state["step_in_epoch"], state["global_step"], state["best_eer"])
+    else:
+        n_params = sum(p.numel() for p in model.parameters())
+        log.info("new run in %s: %d speakers, %d training utterances, %d steps/epoch, micro-batch %d x %d "
+                 "accumulation x %d processes, model %.2f M parameters, device %s",
+                 exp_dir, num_classes, len(train_list), n_steps, micro, tcfg["grad_accum"], info.world_size,
+                 n_params / 1e6, device)
+
+    if state["finished"] and (state["stopped_early"] or state["epoch"] >= tcfg["max_epochs"]):
+        log.info("training in %s is already finished (epoch %d, best validation EER %.3f%% at epoch %d); "
+                 "nothing to do", exp_dir, state["epoch"], state["best_eer"], state["best_epoch"])
+        return TrainOutcome(state, net)
+    state["finished"] = False
+    # A resumed run may have a changed train.lr only if it was never decayed; the optimizer's LR wins.
+    state["lr"] = optimizer.param_groups[0]["lr"]
+
+    ddp_net: nn.Module = net
+    if info.distributed:
+        ddp_net = nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None)
+    val_set = ValidationSet(lists_dir) if info.is_main else None
+    dataset = CropDataset(train_list, tcfg["crop_frames"], norm=cfg["features"]["norm"],
+                          cache=tcfg["cache_feats"])
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if tcfg["bf16"] and device.type == "cuda"
+                else contextlib.nullcontext())
+    accum = tcfg["grad_accum"]
+
+    while state["epoch"] < tcfg["max_epochs"]:
+        epoch = state["epoch"]
+        order, offsets = epoch_plan(train_list.num_frames, tcfg["crop_frames"], tcfg["seed"], epoch)
+        batches = step_batches(order, offsets, tcfg["batch_size"], accum, info.rank, info.world_size,
+                               start_step=state["step_in_epoch"])
+        loader = DataLoader(dataset, batch_sampler=batches, collate_fn=collate_crops,
+                            num_workers=tcfg["num_workers"], pin_memory=device.type == "cuda",
+                            worker_init_fn=_worker_init)
+        ddp_net.train()
+        t_start = time.time()
+        bar = tqdm(total=n_steps, initial=state["step_in_epoch"], desc=f"epoch {epoch + 1}",
+                   disable=not info.is_main, dynamic_ncols=True, file=sys.stderr,
+                   mininterval=1.0 if sys.stderr.isatty() else 30.0)
+        sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss*n, correct, n (this step)
+        for i, (feats, labels) in enumerate(loader):
+            if i % accum == 0:
+                torch.manual_seed(step_seed(tcfg["seed"], state["global_step"], info.rank))
+                optimizer.zero_grad(set_to_none=True)
+            feats = feats.to(device, non_blocking=True)
+            labels = labels.to(device, non_blocking=True)
+            last = i % accum == accum - 1
+            sync = ddp_net.no_sync() if (info.distributed and not last) else contextlib.nullcontext()
+            with sync:
+                with autocast:
+                    loss, logits = ddp_net(feats, labels)
+                (loss.float() / accum).backward()
+            with torch.no_grad():
+                sums[0] += loss.detach().double() * len(labels)
+                sums[1] += (logits.argmax(1) == labels).sum()
+                sums[2] += len(labels)
+            if not last:
+                continue
+            optimizer.step()
+            all_reduce_sum(sums, info)
+            state["epoch_sums"] = [a + b for a, b in zip(state["epoch_sums"], sums.tolist())]
+            sums.zero_()
+            state["global_step"] += 1
+            state["step_in_epoch"] += 1
+            bar.update(1)
+            es = state["epoch_sums"]
+            if info.is_main and state["global_step"] % tcfg["log_every_steps"] == 0:
+                log.info("epoch %d step %d/%d: loss %.4f acc %.2f%% lr %.2e", epoch + 1,
+                         state["step_in_epoch"], n_steps, es[0] / es[2], 100 * es[1] / es[2], state["lr"])
+            bar.set_postfix(loss=f"{es[0] / es[2]:.3f}", acc=f"{100 * es[1] / es[2]:.1f}%", refresh=False)
+            if (tcfg["ckpt_every_steps"] > 0 and state["global_step"] % tcfg["ckpt_every_steps"] == 0
+                    and state["step_in_epoch"] < n_steps):
+                state["elapsed"] += time.time() - t_start
+                t_start = time.time()
+                _save(net, optimizer, state, exp_dir, info)
+        bar.close()
+        state["elapsed"] += time.time() - t_start
+        _end_of_epoch(net, optimizer, state, cfg, val_set, exp_dir, info)
+        if state["stopped_early"]:
+            break
+
+    state["finished"] = True
+    _save(net, optimizer, state, exp_dir, info)
+    log.info("training finished after %d epochs (%s); best validation EER %.3f%% at epoch %d; model %s",
+             state["epoch"], "early stop" if state["stopped_early"] else "max_epochs", state["best_eer"],
+             state["best_epoch"], exp_dir / BEST)
+    return TrainOutcome(state, net)
+
+
+def _worker_init(worker_id: int) -> None:
+    """DataLoader workers: deterministic seeds (the crops themselves come from the epoch plan)."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def _end_of_epoch(net: SpeakerClassifier, optimizer: torch.optim.Optimizer, state: dict, cfg: dict,
+                  val_set: ValidationSet | None, exp_dir: Path, info: DistInfo) -> None:
+    """Close the epoch: validate (every ``val_every_epochs``), keep the best model, LR/stop, checkpoint."""
+    tcfg = cfg["train"]
+    sync_buffers(net, info)
+    state["epoch"] += 1
+    state["step_in_epoch"] = 0
+    es = state["epoch_sums"]
+    row = {"epoch": state["epoch"], "step": state["global_step"], "loss": round(es[0] / max(es[2], 1), 6),
+           "acc": round(es[1] / max(es[2], 1), 6), "val_eer": None, "val_mindcf": None,
+           "lr": state["lr"], "time": round(state["elapsed"], 2)}
+    state["epoch_sums"] = [0.0, 0.0, 0.0]
+    validate = state["epoch"] % tcfg["val_every_epochs"] == 0 or state["epoch"] >= tcfg["max_epochs"]
+    if validate:
+        eer, mindcf = math.nan, math.nan
+        if info.is_main:
+            t0 = time.time()
+            metrics = val_set.evaluate(net.model, info.device, tcfg, cfg["features"]["norm"])
+            eer, mindcf = float(metrics["eer"]), float(metrics["mindcf_0.01"])
+            log.info("validation: EER %.3f%% minDCF(0.01) %.4f (%d trials, %.1f s)", eer, mindcf,
+                     len(val_set.labels), time.time() - t0)
+        eer = broadcast_float(eer, info)
+        mindcf = broadcast_float(mindcf, info)
+        row["val_eer"], row["val_mindcf"] = round(eer, 4), round(mindcf, 5)
+        if eer < state["best_eer"]:
+            state["best_eer"], state["best_epoch"], state["bad_validations"] = eer, state["epoch"], 0
+            if info.is_main:
+                save_checkpoint({"model": net.model.state_dict(), "epoch": state["epoch"],
+                                 "step": state["global_step"], "val_eer": eer,
+                                 "embed_dim": int(net.model.embed_dim)}, exp_dir / BEST)
+                log.info("new best model (EER %.3f%%) -> %s", eer, exp_dir / BEST)
+        else:
+            state["bad_validations"] += 1
+            if state["bad_validations"] % tcfg["lr_patience"] == 0:
+                new_lr = max(state["lr"] * tcfg["lr_factor"], tcfg["min_lr"])
+                for g in optimizer.param_groups:
+                    g["lr"] = new_lr
+                log.info("%d validations without improvement: LR %.2e -> %.2e", state["bad_validations"],
+                         state["lr"], new_lr)
+                state["lr"] = new_lr
+            if state["bad_validations"] >= tcfg["stop_patience"]:
+                state["stopped_early"] = True
+                log.info("%d validations without improvement: early stop", state["bad_validations"])
+    state["history"].append(row)
+    if info.is_main:
+        log.info("epoch %d done: loss %.4f acc %.2f%% %s(%.0f s so far)", state["epoch"], row["loss"],
+                 100 * row["acc"], f"val EER {row['val_eer']:.3f}% " if validate else "", state["elapsed"])
+        _write_metrics(exp_dir, state["history"], exp_dir.name)
+    _save(net, optimizer, state, exp_dir, info)
+
+
+def _save(net: nn.Module, optimizer: torch.optim.Optimizer, state: dict, exp_dir: Path,
+          info: DistInfo) -> None:
+    """Full-state checkpoint, written by rank 0 (all ranks hold the same state)."""
+    if info.is_main:
+        save_checkpoint({"net": net.state_dict(), "optimizer": optimizer.state_dict(), "state": state,
+                         "rng": get_rng_state()}, exp_dir / CKPT)

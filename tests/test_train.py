@@ -1,0 +1,171 @@
+"""Training loop: a tiny run learns, kill -9 + rerun gives the uninterrupted run's weights, a finished
+run says so, a changed model config refuses to resume, the data plan is deterministic and sharded."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dmha.checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
+from dmha.data.dataset import epoch_plan, step_batches
+
+sys.path.insert(0, str(Path(__file__).parent))
+from train_fixtures import make_corpus, tiny_config  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def _prepare(tmp_path: Path, **train) -> tuple[Path, Path]:
+    train_dir, val_dir = make_corpus(tmp_path)
+    conf = tiny_config(tmp_path / "conf.yaml", **train)
+    lists = tmp_path / "lists"
+    subprocess.run([sys.executable, "-m", "dmha.bin.prepare_lists", "--config", str(conf), str(train_dir),
+                    str(val_dir), str(lists)], check=True, env=_env(), capture_output=True)
+    return conf, lists
+
+
+def _train_cmd(conf: Path, lists: Path, exp: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "dmha.bin.train", "--device", "cpu", "--config", str(conf), *extra,
+            str(lists), str(exp)]
+
+
+def test_tiny_training_lowers_loss(tmp_path):
+    conf, lists = _prepare(tmp_path, max_epochs=10, lr=3e-3)
+    exp = tmp_path / "exp"
+    proc = subprocess.run(_train_cmd(conf, lists, exp, "--override", "model.channels=[8,16,16,16]"),
+                          env=_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    rows = (exp / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    assert header == ["epoch", "step", "loss", "acc", "val_eer", "val_mindcf", "lr", "time"]
+    data = [dict(zip(header, r.split(","))) for r in rows[1:]]
+    assert len(data) == 10
+    first, last = float(data[0]["loss"]), float(data[-1]["loss"])
+    assert last < 0.7 * first, (first, last)
+    assert float(data[-1]["acc"]) > 0.5  # 4 speakers: chance is 0.25
+    for name in ("config.yaml", "ckpt.pt", "best.pt", "train.log", "training.png", "spk2int"):
+        assert (exp / name).is_file(), name
+    best = load_checkpoint(exp / "best.pt")
+    eers = [float(r["val_eer"]) for r in data]
+    assert best["val_eer"] == pytest.approx(min(eers), abs=1e-3)
+    assert (exp / "training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _final_net(exp: Path) -> dict:
+    ckpt = load_checkpoint(exp / "ckpt.pt")
+    assert ckpt["state"]["finished"]
+    return ckpt
+
+
+def test_kill9_then_rerun_equals_uninterrupted_run(tmp_path):
+    # 3 steps per epoch, a checkpoint every 2 steps: the kill usually lands mid-epoch.
+    conf, lists = _prepare(tmp_path, max_epochs=12, ckpt_every_steps=2)
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    subprocess.run(_train_cmd(conf, lists, ref), env=_env(), check=True, capture_output=True)
+
+    proc = subprocess.Popen(_train_cmd(conf, lists, killed), env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (killed / "ckpt.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "training ended before it could be killed"
+    interrupted = load_checkpoint(killed / "ckpt.pt")["state"]
+    assert not interrupted["finished"] and interrupted["global_step"] < 36
+
+    rerun = subprocess.run(_train_cmd(conf, lists, killed), env=_env(), capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "resuming from" in (killed / "train.log").read_text()
+
+    a, b = _final_net(ref), _final_net(killed)
+    assert a["state"]["global_step"] == b["state"]["global_step"] == 36
+    assert a["net"].keys() == b["net"].keys()
+    for k in a["net"]:
+        assert torch.equal(a["net"][k], b["net"][k]), k
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert torch.equal(sa["exp_avg"], sb["exp_avg"])
+    strip = [{k: v for k, v in row.items() if k != "time"} for row in a["state"]["history"]]
+    assert strip == [{k: v for k, v in row.items() if k != "time"} for row in b["state"]["history"]]
+
+
+def test_finished_run_reports_done_and_changed_model_refuses(tmp_path):
+    conf, lists = _prepare(tmp_path, max_epochs=1)
+    exp = tmp_path / "exp"
+    subprocess.run(_train_cmd(conf, lists, exp), env=_env(), check=True, capture_output=True)
+    mtime = (exp / "ckpt.pt").stat().st_mtime_ns
+    again = subprocess.run(_train_cmd(conf, lists, exp), env=_env(), capture_output=True, text=True)
+    assert again.returncode == 0
+    assert "already finished" in again.stderr
+    assert (exp / "ckpt.pt").stat().st_mtime_ns == mtime  # nothing retrained
+
+    # Resuming without --config uses the saved one; more epochs continue the finished run.
+    more = subprocess.run([sys.executable, "-m", "dmha.bin.train", "--device", "cpu", "--override",
+                           "train.max_epochs=2", str(lists), str(exp)], env=_env(), capture_output=True,
+                          text=True)
+    assert more.returncode == 0, more.stderr
+    assert load_checkpoint(exp / "ckpt.pt")["state"]["epoch"] == 2
+
+    bad = subprocess.run(_train_cmd(conf, lists, exp, "--override", "model.heads=4"), env=_env(),
+                         capture_output=True, text=True)
+    assert bad.returncode == 1
+    assert "different config" in bad.stderr and "model.heads" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_epoch_plan_is_a_pure_function_of_seed_and_epoch():
+    frames = np.array([10, 50, 400, 351, 350, 1000])
+    o1, c1 = epoch_plan(frames, 350, seed=7, epoch=3)
+    o2, c2 = epoch_plan(frames, 350, seed=7, epoch=3)
+    assert np.array_equal(o1, o2) and np.array_equal(c1, c2)
+    o3, _ = epoch_plan(np.arange(100) + 400, 350, seed=7, epoch=4)
+    o4, _ = epoch_plan(np.arange(100) + 400, 350, seed=7, epoch=3)
+    assert not np.array_equal(o3, o4)
+    assert sorted(o1.tolist()) == list(range(6))
+    assert np.all(c1 >= 0) and np.all(c1 <= np.maximum(frames - 350, 0))
+    assert c1[0] == 0 and c1[4] == 0  # not longer than the crop: start at 0
+
+
+def test_step_batches_shard_each_step_across_ranks():
+    order = np.random.default_rng(0).permutation(70)
+    offsets = np.arange(70) * 10
+    single = step_batches(order, offsets, batch_size=16, grad_accum=2, rank=0, world_size=1)
+    assert len(single) == 4 * 2 and all(len(b) == 8 for b in single)  # 70 // 16 = 4 steps
+    ranks = [step_batches(order, offsets, 16, 2, r, 2) for r in range(2)]
+    for step in range(4):
+        union = sorted(i for r in range(2) for mb in ranks[r][2 * step:2 * step + 2] for i, _ in mb)
+        assert union == sorted(order[16 * step:16 * (step + 1)].tolist())
+    resumed = step_batches(order, offsets, 16, 2, 0, 1, start_step=3)
+    assert resumed == single[6:]
+    assert all(off == 10 * i for b in single for i, off in b)
+
+
+def test_checkpoint_roundtrip_restores_rng_with_weights_only(tmp_path):
+    import random
+
+    torch.manual_seed(1)
+    np.random.seed(2)
+    random.seed(3)
+    state = get_rng_state()
+    expect = (torch.rand(3), np.random.rand(3), random.random())
+    save_checkpoint({"rng": state, "x": torch.ones(2)}, tmp_path / "c.pt")
+    loaded = load_checkpoint(tmp_path / "c.pt")  # weights_only=True inside
+    set_rng_state(loaded["rng"])
+    got = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(expect[0], got[0]) and np.array_equal(expect[1], got[1]) and expect[2] == got[2]
+    assert not list(tmp_path.glob(".c.pt.*"))  # no temporary left behind
