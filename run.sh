@@ -104,8 +104,11 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   cohort_opt=()
   [ "$score_norm" != none ] && cohort_opt=(--cohort "$expdir/embeddings/$train_set/spk_xvector.scp")
   for set in $test_sets; do
-    steps/score.sh --norm "$score_norm" "${cohort_opt[@]}" --results "$expdir/results" \
-      "data/$set/trials" "$expdir/embeddings/$set" "$expdir/scores/$set.score"
+    # scores/<set>.score without normalisation, scores/<set>.<norm>.score with it: both are kept.
+    score_file=$expdir/scores/$set.score
+    [ "$score_norm" != none ] && score_file=$expdir/scores/$set.$score_norm.score
+    steps/score.sh --norm "$score_norm" "${cohort_opt[@]}" --results "$expdir/results" --name "$set" \
+      "data/$set/trials" "$expdir/embeddings/$set" "$score_file"
   done
   python -m dmha.bin.summarize_results "$expdir/results"
 fi
