@@ -1,0 +1,188 @@
+"""steps/make_fbank.sh end to end: kaldiio-readable features equal to the in-memory computation, the
+eight kinds of bad audio (reported, dropped, trials kept), --max-bad-frac, skip and --force."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import run_script
+
+from dmha.audio import load_audio
+from dmha.features import compute_fbank
+from dmha.fileio import read_kv
+
+SR = 16000
+
+
+def speechish(n: int, seed: int, sr: int = SR) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / sr
+    f0 = rng.uniform(100, 220)
+    x = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 12)) * 0.1 + 0.01 * rng.standard_normal(n)
+    return x.astype(np.float32)
+
+
+def write_data_dir(d: Path, entries: dict[str, str], trials: list[str] | None = None) -> None:
+    """wav.scp/utt2spk/spk2utt for utterance ids `<spk>-<rest>`."""
+    d.mkdir(parents=True, exist_ok=True)
+    utts = sorted(entries, key=lambda u: u.encode())
+    (d / "wav.scp").write_text("".join(f"{u} {entries[u]}\n" for u in utts))
+    (d / "utt2spk").write_text("".join(f"{u} {u.split('-')[0]}\n" for u in utts))
+    spk2utt: dict[str, list[str]] = {}
+    for u in utts:
+        spk2utt.setdefault(u.split("-")[0], []).append(u)
+    (d / "spk2utt").write_text("".join(f"{s} {' '.join(us)}\n" for s, us in sorted(spk2utt.items())))
+    if trials:
+        (d / "trials").write_text("".join(t + "\n" for t in trials))
+
+
+def make_fbank(*args: str, check: bool = True):
+    return run_script(["steps/make_fbank.sh", *args], check=check, timeout=120)
+
+
+def assert_feats_equal_in_memory(d: Path) -> dict[str, np.ndarray]:
+    """Plain kaldiio.load_scp reads every utterance, equal to compute_fbank(load_audio(entry))."""
+    torch.set_num_threads(1)
+    feats = dict(kaldiio.load_scp(str(d / "feats.scp")))
+    wavs = read_kv(d / "wav.scp")
+    frames = read_kv(d / "utt2num_frames")
+    assert set(feats) == set(wavs) == set(read_kv(d / "utt2spk")) == set(frames)
+    for utt, entry in wavs.items():
+        ref = compute_fbank(load_audio(entry, SR)[0]).numpy()
+        assert feats[utt].dtype == np.float32 and feats[utt].shape == ref.shape
+        assert int(frames[utt]) == ref.shape[0]
+        np.testing.assert_allclose(feats[utt], ref, rtol=1e-6, atol=1e-5)
+    return feats
+
+
+@pytest.fixture(scope="module")
+def bad_dir(tmp_path_factory) -> Path:
+    """A data dir with 10 good utterances and one of each kind of bad (or fixable) audio."""
+    root = tmp_path_factory.mktemp("fbank")
+    w = root / "wav"
+    w.mkdir()
+    entries = {}
+    for i in range(10):
+        p = w / f"good{i}.wav"
+        sf.write(p, speechish(SR + 613 * i, i), SR, subtype="PCM_16")
+        entries[f"g{i % 3}-good{i}"] = str(p) if i % 2 else f"cat {p} |"
+    # fixable: stereo (mixed down) and 8 kHz (resampled)
+    sf.write(w / "stereo.wav", np.stack([speechish(SR, 20), speechish(SR, 21)], 1), SR, subtype="PCM_16")
+    entries["x-stereo"] = str(w / "stereo.wav")
+    sf.write(w / "rate8k.wav", speechish(8000, 22, sr=8000), 8000, subtype="PCM_16")
+    entries["x-rate8k"] = str(w / "rate8k.wav")
+    # bad
+    (w / "corrupt.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmX" + bytes(range(200)))
+    entries["b-corrupt"] = str(w / "corrupt.wav")
+    (w / "empty.wav").write_bytes(b"")
+    entries["b-empty"] = str(w / "empty.wav")
+    sf.write(w / "short.wav", speechish(511, 23), SR, subtype="PCM_16")
+    entries["b-short"] = str(w / "short.wav")
+    nan = speechish(SR, 24)
+    nan[1000] = np.nan
+    sf.write(w / "nan.wav", nan, SR, subtype="FLOAT")
+    entries["b-nan"] = str(w / "nan.wav")
+    entries["b-missing"] = str(w / "missing.wav")
+    entries["b-pipe"] = f"cat {w}/good0.wav && exit 7 |"
+    d = root / "set1"
+    trials = ["g0-good0 g1-good1 nontarget", "g0-good0 b-nan nontarget", "b-short g0-good3 target",
+              "g2-good2 x-stereo nontarget"]
+    write_data_dir(d, entries, trials)
+    return d
+
+
+BAD_REASONS = {
+    "b-corrupt": "cannot decode audio",
+    "b-empty": "empty file",
+    "b-short": "shorter than one frame",
+    "b-nan": "NaN/Inf",
+    "b-missing": "file not found",
+    "b-pipe": "pipe command failed (exit 7)",
+}
+
+
+def test_too_many_bad_fails_and_drops_nothing(bad_dir):
+    orig = {f: (bad_dir / f).read_text() for f in ("wav.scp", "utt2spk", "spk2utt", "trials")}
+    proc = make_fbank("--nj", "2", str(bad_dir), check=False)
+    assert proc.returncode != 0
+    assert "6 of 18 utterances" in proc.stderr and "max-bad-frac" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (bad_dir / "feats.scp").exists()
+    for f, text in orig.items():
+        assert (bad_dir / f).read_text() == text, f"{f} changed although nothing may be dropped"
+    assert set(read_kv(bad_dir / "bad_utts")) == set(BAD_REASONS)
+
+
+def test_bad_audio_reported_dropped_rest_finished(bad_dir):
+    """Rerun with a higher threshold: the finished jobs are reused, the bad utterances dropped."""
+    orig_wav = (bad_dir / "wav.scp").read_text()
+    proc = make_fbank("--nj", "2", "--max-bad-frac", "0.5", str(bad_dir))
+    out = proc.stdout + proc.stderr
+    bad = read_kv(bad_dir / "bad_utts")
+    assert set(bad) == set(BAD_REASONS)
+    for utt, reason in BAD_REASONS.items():
+        assert reason in bad[utt], (utt, bad[utt])
+    assert "dropped 6 utterances" in out
+    assert "2 of 4 trials reference dropped utterances" in out
+    assert "1 utterances mixed down to mono" in out and "1 utterances resampled" in out
+    # dropped from the lists, originals kept, trials unchanged, dir valid
+    kept = set(read_kv(bad_dir / "utt2spk"))
+    assert kept == set(read_kv(bad_dir / "wav.scp")) and not kept & set(BAD_REASONS) and len(kept) == 12
+    assert all(u not in v for u in BAD_REASONS for v in read_kv(bad_dir / "spk2utt").values())
+    assert (bad_dir / ".backup" / "wav.scp").read_text() == orig_wav
+    assert len((bad_dir / "trials").read_text().splitlines()) == 4
+    run_script(["utils/validate_data_dir.sh", "--no-trials", str(bad_dir)])
+    feats = assert_feats_equal_in_memory(bad_dir)
+    # stereo = features of the channel mean; 8 kHz = features of the 16 kHz resampled signal
+    assert feats["x-rate8k"].shape == (1 + (16000 - 512) // 160, 80)
+
+
+def test_rerun_skips_and_force_recomputes(bad_dir):
+    feats_scp = bad_dir / "feats.scp"
+    before = feats_scp.read_text()
+    mtime = feats_scp.stat().st_mtime_ns
+    proc = make_fbank("--nj", "2", str(bad_dir))
+    assert "skipping" in proc.stdout
+    assert feats_scp.stat().st_mtime_ns == mtime
+    # a newer wav.scp makes the features stale
+    (bad_dir / "wav.scp").touch()
+    proc = make_fbank("--nj", "3", str(bad_dir))
+    assert "skipping" not in proc.stdout and feats_scp.stat().st_mtime_ns != mtime
+    assert len(read_kv(feats_scp)) == 12
+    assert not list((bad_dir / "data").glob("*.tmp"))
+    assert not (bad_dir / "data" / f"raw_fbank_{bad_dir.name}.4.scp").exists()
+    assert_feats_equal_in_memory(bad_dir)
+    proc = make_fbank("--nj", "3", "--force", "true", str(bad_dir))
+    assert "skipping" not in proc.stdout
+    assert len(read_kv(feats_scp)) == 12 and feats_scp.read_text() != before  # 3 jobs now, not 2
+
+
+def test_usage_and_missing_data_dir(tmp_path):
+    proc = make_fbank(check=False)
+    assert proc.returncode != 0 and "Usage" in proc.stderr
+    proc = make_fbank(str(tmp_path / "nope"), check=False)
+    assert proc.returncode != 0 and "wav.scp not found" in proc.stderr and "Traceback" not in proc.stderr
+    assert "Usage" in make_fbank("--help").stdout
+
+
+def test_feature_config_is_recorded_and_change_recomputes(tmp_path):
+    w = tmp_path / "a.wav"
+    sf.write(w, speechish(SR, 1), SR, subtype="PCM_16")
+    d = tmp_path / "d"
+    write_data_dir(d, {"s-a": str(w), "s-b": f"cat {w} |"})
+    make_fbank("--nj", "1", str(d))
+    assert kaldiio.load_scp(str(d / "feats.scp"))["s-a"].shape[1] == 80
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("features:\n  n_mels: 40\n")
+    make_fbank("--nj", "1", "--feat-config", str(cfg), str(d))
+    feats = kaldiio.load_scp(str(d / "feats.scp"))
+    assert feats["s-a"].shape[1] == 40 and np.array_equal(feats["s-a"], feats["s-b"])
+    assert "n_mels: 40" in (d / "fbank.yaml").read_text()
+    shutil.rmtree(d / "data")  # referenced arks gone -> not complete -> recomputed
+    assert "skipping" not in make_fbank("--nj", "1", "--feat-config", str(cfg), str(d)).stdout
