@@ -191,8 +191,8 @@ def combine(data: PathLike, arkdir: PathLike, cfg: FbankConfig, nj: int, max_bad
     if n_bad > max_bad_frac * n_total:
         raise UserError(f"{data}: {n_bad} of {n_total} utterances ({100 * n_bad / n_total:.1f}%) have bad "
                         f"audio, more than --max-bad-frac {max_bad_frac}; see {bad_file}. Nothing was "
-                        "dropped and feats.scp was not written: fix the audio and rerun with --force true, or rerun with "
-                        "a larger --max-bad-frac to drop them")
+                        "dropped and feats.scp was not written: fix the audio and rerun with --force true, "
+                        "or rerun with a larger --max-bad-frac to drop them")
     if n_bad:
         report = fix_data_dir(data)  # drops what bad_utts lists; originals to <data>/.backup/
         summary.append(f"dropped {n_bad} utterances with bad audio (reasons in {bad_file}; "
