@@ -1,9 +1,9 @@
 """The real-speech test set: Asterisk telephone prompts from Debian, 7 professional speakers.
 
 Recorded human speech (8 kHz telephone prompts) tests how a model trained on the synthetic voices does
-on real speech. The en-US and es-MX prompts are both read by Allison Smith: one speaker id. Each speaker
-keeps at most ``max_utts`` prompts of at least ``min_dur`` seconds (a seeded random choice), upsampled to
-16 kHz; the prompts are used as recorded (no augmentation).
+on real speech. The en-US and es-MX prompts are both read by Allison Smith: one speaker id. Each
+speaker keeps at most ``max_utts`` prompts of ``min_dur`` to ``max_dur`` seconds (a seeded random
+choice), upsampled to 16 kHz; the prompts are used as recorded (no augmentation).
 """
 
 from __future__ import annotations
@@ -43,8 +43,12 @@ def read_prompt(path: Path) -> tuple[np.ndarray, int]:
     return x, sr
 
 
-def collect(sounds_root: Path, seed: int, max_utts: int, min_dur: float) -> dict[str, list[Path]]:
-    """Per speaker: the chosen prompt files (sorted), at most ``max_utts`` of >= ``min_dur`` s each."""
+def collect(sounds_root: Path, seed: int, max_utts: int, min_dur: float,
+            max_dur: float = 15.0) -> dict[str, list[Path]]:
+    """Per speaker: the chosen prompt files (sorted), at most ``max_utts`` of ``min_dur``-``max_dur`` s.
+
+    The few very long prompts (up to 40 s) are left out so that one file does not dominate a speaker.
+    """
     out: dict[str, list[Path]] = {}
     for k, (spk, _, folders, suffix) in enumerate(SPEAKERS):
         files: list[Path] = []
@@ -60,7 +64,7 @@ def collect(sounds_root: Path, seed: int, max_utts: int, min_dur: float) -> dict
             else:
                 info = sf.info(f)
                 dur = info.frames / info.samplerate
-            if dur >= min_dur:
+            if min_dur <= dur <= max_dur:
                 long_enough.append(f)
         rng = np.random.default_rng([seed, k])
         if len(long_enough) > max_utts:

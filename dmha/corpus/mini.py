@@ -28,6 +28,7 @@ from dmha.corpus.synth import SAMPLE_RATE, Espeak, to_16k, trim_silence
 from dmha.corpus.text import make_text
 from dmha.corpus.voices import Voice
 from dmha.data.trials import Trials, make_trials, write_trials
+from dmha.errors import UserError
 from dmha.fileio import write_kv
 
 log = logging.getLogger(__name__)
@@ -114,13 +115,20 @@ def _synth_speaker(args: tuple) -> list[tuple[str, str, float, str]]:
             r = utt_rng(seed, voice.db, i, 0)
             # The voice's measured seconds per word of earlier utterances speeds up the fit.
             spw = float(np.median(spw_hist)) if spw_hist else None
-            wave, text = synth_utterance(espeak, voice, r, cfg, tmpdir, spw)
+            try:
+                wave, text = synth_utterance(espeak, voice, r, cfg, tmpdir, spw)
+            except RuntimeError as e:  # one odd text: skip it (the index stays unused)
+                log.warning("%s: utterance %d skipped: %s", voice.db, i, e)
+                continue
             n_words = len(text.split())
             spw_hist.append(len(wave) / SAMPLE_RATE / n_words)
             uid = utt_id(voice.db, i)
             path = clean_dir / voice.db / f"{uid}.wav"
             write_wav(path, wave)
             rows.append((uid, str(path), len(wave) / SAMPLE_RATE, text))
+    if len(rows) < max(2, n_utts // 2):
+        raise UserError(f"voice {voice.db}: only {len(rows)} of {n_utts} utterances could be synthesized "
+                        f"with espeak-ng -v {voice.espeak_voice}; leave it out (--voices) or check espeak-ng")
     return rows
 
 
