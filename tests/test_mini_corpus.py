@@ -21,7 +21,7 @@ from conftest import REPO, run_script
 from dmha.corpus import asterisk
 from dmha.corpus import augment as aug
 from dmha.corpus.mini import SynthConfig, augment_utterance
-from dmha.corpus.text import make_text, text_family
+from dmha.corpus.text import make_text, text_family, word_list
 from dmha.corpus.voices import all_voices, select_voices, split_speakers
 from dmha.data.trials import make_trials, read_trials, write_trials
 from dmha.errors import UserError
@@ -136,6 +136,8 @@ def test_make_text_deterministic_and_in_the_voice_script():
     he = make_text("he", 6, np.random.default_rng(1))
     assert any("\u0590" <= c <= "\u05ff" for c in he)            # Hebrew letters, not digits
     assert text_family("pt-br") == "pt" and text_family("hr") == "pseudo"
+    assert {v.db for v in all_voices() if v.has_english} >= {"de1", "fr1", "sw2"}
+    assert not select_voices(["us1"])[0].has_english   # English already
     texts = {make_text("en-us", 8, np.random.default_rng(s)) for s in range(20)}
     assert len(texts) == 20
 
@@ -261,6 +263,7 @@ def test_fetch_debs_cached_is_offline_and_no_apt_is_clear(tmp_path):
 # --- toy build through the real script ------------------------------------------------------------
 
 TOY_VOICES = "us1,us2,de1,de2,fr1,fr2"   # 3 female, 3 male
+_EN_WORDS = set(word_list("en")) - set(word_list("de")) - set(word_list("fr"))
 
 
 @pytest.fixture(scope="module")
@@ -333,6 +336,10 @@ def test_toy_corpus_build(tmp_path, toy_fetched):
     assert {gender[s] for s in read_kv(data / "mini_test" / "spk2utt")} == {"f", "m"}
     aug_desc = read_kv(data / "mini_audio" / "utt2aug")
     assert any(d != "clean" for d in aug_desc.values())
+    # Voices with an English variant (de1, de2, fr1, fr2) speak some English; us1/us2 only English.
+    texts = read_kv(data / "mini_audio" / "utt2text")
+    english = {u.split("-")[0] for u, t in texts.items() if set(t.lower().strip(".?!").split()) & _EN_WORDS}
+    assert english & {"de1", "de2", "fr1", "fr2"} and {"us1", "us2"} <= english
 
     # Rerun: complete, skipped in seconds.
     t = time.time()

@@ -1,7 +1,8 @@
 """Build the synthetic part of the mini corpus: clean synthesis, augmentation, Kaldi data dirs.
 
 Two passes over the speakers, each spread over ``nj`` processes (one speaker = one task):
-1. clean synthesis: random text, speaking rate and pitch per utterance, 2-8 s after silence trimming
+1. clean synthesis: random text (some in English for voices that have an English variant), speaking
+   rate and pitch per utterance, 2-8 s after silence trimming
    (the word count adapts to the voice's speed), 16 kHz -> ``<audio>/clean/<spk>/<utt>.wav``;
 2. augmentation: additive noise (white/pink/brown, or babble of other speakers of the SAME split, so no
    test voice leaks into training) at 5-20 dB SNR, simulated room reverberation, a telephone band and a
@@ -44,6 +45,7 @@ class SynthConfig:
     max_dur: float = 8.0
     rate_range: tuple[int, int] = (120, 210)    # espeak-ng words per minute
     pitch_range: tuple[int, int] = (25, 75)     # espeak-ng pitch 0-99 (50 = the voice's own)
+    p_english: float = 0.3                      # voices with an mb-<db>-en variant speak English
     p_noise: float = 0.6
     snr_range: tuple[float, float] = (5.0, 20.0)
     p_reverb: float = 0.3
@@ -76,8 +78,11 @@ def synth_utterance(espeak: Espeak, voice: Voice, rng: np.random.Generator, cfg:
     """One clean utterance of ``cfg.min_dur``-``cfg.max_dur`` s; returns (16 kHz waveform, text).
 
     The word count is re-estimated from the duration obtained until it fits (at most 6 tries);
-    a still-too-long result is cut at ``max_dur``. Raises RuntimeError when nothing fits.
+    a still-too-long result is cut at ``max_dur``. Raises RuntimeError when nothing fits. A voice with
+    an English variant speaks English text with probability ``cfg.p_english``.
     """
+    english = voice.has_english and rng.random() < cfg.p_english
+    lang, espeak_voice = ("en", f"{voice.espeak_voice}-en") if english else (voice.lang, voice.espeak_voice)
     rate = int(rng.integers(cfg.rate_range[0], cfg.rate_range[1] + 1))
     pitch = int(rng.integers(cfg.pitch_range[0], cfg.pitch_range[1] + 1))
     target = float(rng.uniform(cfg.min_dur + 0.3, cfg.max_dur - 0.5))
@@ -86,8 +91,8 @@ def synth_utterance(espeak: Espeak, voice: Voice, rng: np.random.Generator, cfg:
     wave = np.zeros(0, dtype=np.float32)
     text = ""
     for _ in range(6):
-        text = make_text(voice.lang, n_words, rng)
-        raw, sr = espeak.synthesize(text, voice.espeak_voice, rate, pitch, amplitude=60, tmpdir=tmpdir)
+        text = make_text(lang, n_words, rng)
+        raw, sr = espeak.synthesize(text, espeak_voice, rate, pitch, amplitude=60, tmpdir=tmpdir)
         wave = trim_silence(to_16k(raw, sr), SAMPLE_RATE)
         dur = len(wave) / SAMPLE_RATE
         if cfg.min_dur <= dur <= cfg.max_dur:

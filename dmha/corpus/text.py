@@ -68,6 +68,11 @@ _CONSONANTS = list("bdfgklmnprstv")
 _VOWELS = list("aeiou")
 
 
+def word_list(family: str) -> list[str]:
+    """The words of a word-list language family (``en``, ``de``, ...), lower-cased."""
+    return [w.lower() for w in _WORD_LISTS[family]]
+
+
 def text_family(lang: str) -> str:
     """Which generator serves an espeak language: a word-list key, ``pseudo`` or ``digits``."""
     base = lang.split("-")[0]

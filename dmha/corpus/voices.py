@@ -27,6 +27,10 @@ nl1 m nl    nl2 m nl    nl3 f nl    nz1 m mi    pl1 f pl    pt1 f pt    ro1 m ro
 sw2 f sv    tl1 f te    tr1 m tr    tr2 f tr    us1 f en-us us2 m en-us us3 m en-us vz1 m es-vz
 """
 
+# Databases that espeak-ng can also drive in English (voice mb-<db>-en): the same person speaking a
+# second language, which keeps the text language from giving the speaker away.
+_EN_VARIANTS = frozenset("af1 de1 de2 de3 de4 de5 de6 fr1 fr4 gr2 hu1 nl2 pl1 ro1 sw1 sw2".split())
+
 
 @dataclass(frozen=True)
 class Voice:
@@ -43,6 +47,11 @@ class Voice:
     @property
     def espeak_voice(self) -> str:
         return f"mb-{self.db}"
+
+    @property
+    def has_english(self) -> bool:
+        """espeak-ng has an English voice ``mb-<db>-en`` on this database."""
+        return self.db in _EN_VARIANTS
 
 
 def all_voices() -> list[Voice]:
