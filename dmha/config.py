@@ -46,7 +46,6 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "num_workers": 0,            # DataLoader worker processes per training process
     "num_threads": 0,            # torch intra-op threads per process (0: torch's default)
     "bf16": False,               # bf16 autocast on CUDA (ignored on CPU)
-    "channels_last": True,       # channels-last conv layout on CUDA
     "val_max_frames": 20000,     # padded frames per validation batch (memory bound)
     "val_batch_size": 64,        # utterances per validation batch
     "cache_feats": False,        # keep raw training features in memory (small corpora)

@@ -212,8 +212,6 @@ def _train(cfg: dict, lists_dir: Path, exp_dir: Path, info: DistInfo) -> TrainOu
     model = build_model(cfg["model"], num_classes)
     loss_head = build_loss(cfg["loss"], model.embed_dim, num_classes)
     net = SpeakerClassifier(model, loss_head).to(device)
-    if device.type == "cuda" and tcfg["channels_last"]:
-        net = net.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(net.parameters(), lr=tcfg["lr"], weight_decay=tcfg["weight_decay"])
     state = _new_state(tcfg["lr"])
 
@@ -336,13 +334,15 @@ def _end_of_epoch(net: SpeakerClassifier, optimizer: torch.optim.Optimizer, stat
     validate = state["epoch"] % tcfg["val_every_epochs"] == 0 or state["epoch"] >= tcfg["max_epochs"]
     if validate:
         eer, mindcf = math.nan, math.nan
+        t0 = time.time()
         if info.is_main:
-            t0 = time.time()
             metrics = val_set.evaluate(net.model, info.device, tcfg, cfg["features"]["norm"])
             eer, mindcf = float(metrics["eer"]), float(metrics["mindcf_0.01"])
             log.info("validation: EER %.3f%% minDCF(0.01) %.4f (%d trials, %.1f s)", eer, mindcf,
                      len(val_set.labels), time.time() - t0)
         eer = broadcast_float(eer, info)
+        state["elapsed"] += time.time() - t0
+        row["time"] = round(state["elapsed"], 2)
         mindcf = broadcast_float(mindcf, info)
         row["val_eer"], row["val_mindcf"] = round(eer, 4), round(mindcf, 5)
         if eer < state["best_eer"]:
