@@ -253,3 +253,24 @@ def test_paper_configs_one_per_row_with_paper_sizes():
             total = got["total"] + count_parameters(loss)
             assert abs(total - 21.5e6) < 0.05e6 and abs(got["frontend"] - 18.7e6) < 0.05e6
         del model, loss
+
+
+def test_summary_prints_paper_figures_from_exp_config(tmp_path):
+    from dmha.results import append_result
+
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    for s, eer in (("vox1_O", 4.5), ("vox1_E_clean", 5.0)):
+        append_result(exp / "results", {"set": s, "norm": "none", "eer": eer, "mindcf_0.01": 0.3,
+                                        "mindcf_0.001": 0.5, "n_trials": 10, "n_target": 5, "n_nontarget": 5,
+                                        "score_file": "x"})
+    summary = ["python", "-m", "dmha.bin.summarize_results", str(exp / "results")]
+    out = run_script(summary).stdout
+    assert "paper EER" not in out                      # no config.yaml: our columns only
+    shutil.copy(REPO / "egs" / "voxceleb" / "conf" / "dmha_k32.yaml", exp / "config.yaml")
+    out = run_script(summary).stdout
+    rows = {ln.split("|")[1].strip(): [c.strip() for c in ln.split("|")[1:-1]] for ln in out.splitlines()
+            if ln.startswith("| vox1")}
+    assert "paper EER (%)" in out
+    assert rows["vox1_O"][2] == "4.50" and rows["vox1_O"][-2:] == ["3.23", "0.0028"]
+    assert rows["vox1_E_clean"][-2:] == ["-", "-"]      # no paper figure for that list

@@ -1,14 +1,18 @@
 """Print the final results table of an experiment: the latest EER/minDCF per (test set, norm).
 
 Reads <results>.tsv written by steps/score.sh. With --reference (YAML ``<set>: {eer:, mindcf_0.01:}``,
-e.g. the paper's figures for this configuration) the table gets reference columns beside ours.
+e.g. the paper's figures for this configuration) the table gets reference columns beside ours. Without
+it, the ``paper:`` section of the experiment's config.yaml (the results file's folder) is used when
+present (the egs/voxceleb configs carry the paper's figures for their row).
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from dmha.bin._cli import run_main
+from dmha.errors import UserError
 from dmha.results import latest_results, read_reference, read_results
 
 
@@ -39,10 +43,28 @@ def format_table(rows: list[dict], reference: dict | None = None, ref_name: str 
     return "\n".join(lines)
 
 
+def paper_reference(results: str) -> dict | None:
+    """The ``paper:`` section (``<set>: {eer:, mindcf_0.01:}``) of ``<results dir>/config.yaml``, if any."""
+    import yaml
+
+    path = Path(results).parent / "config.yaml"
+    if not path.is_file():
+        return None
+    with open(path, encoding="utf-8") as f:
+        cfg = yaml.safe_load(f) or {}
+    paper = cfg.get("paper") if isinstance(cfg, dict) else None
+    if not paper:
+        return None
+    try:
+        return {str(s): {k: float(v) for k, v in m.items()} for s, m in paper.items()}
+    except (AttributeError, TypeError, ValueError):
+        raise UserError(f"{path}: section 'paper:' must map <set> to {{eer: .., mindcf_0.01: ..}}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     rows = latest_results(read_results(args.results))
-    reference = read_reference(args.reference) if args.reference else None
+    reference = read_reference(args.reference) if args.reference else paper_reference(args.results)
     print(f"Results ({args.results}; latest entry per test set and normalisation):")
     print(format_table(rows, reference, args.reference_name))
     return 0
