@@ -12,10 +12,11 @@ under bash with pipefail. Each log starts with the command line and start time a
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from dmha.bin._cli import run_main
-from dmha.launch import Interrupted, launch
+from dmha.launch import Interrupted, Resources, launch
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,13 +25,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backend", default="local", help="local (processes on this machine) or slurm")
     p.add_argument("--max-parallel", type=int, default=0,
                    help="at most N jobs at once (0: all jobs of the array at once; default 0)")
+    g = p.add_argument_group("job resources (Slurm: sbatch options; local: only --nodes 1)")
+    g.add_argument("--gpu", type=int, default=0, help="GPUs per node for each job (default 0)")
+    g.add_argument("--num-threads", type=int, default=1, help="CPUs per job (default 1)")
+    g.add_argument("--nodes", type=int, default=1, help="nodes per job, one task each (default 1)")
+    g.add_argument("--mem", default="", help="memory per node, e.g. 4G (default: the Slurm config's)")
+    g.add_argument("--time", default="", help="time limit, e.g. 4:00:00 (default: the Slurm config's)")
+    g.add_argument("--slurm-config", default="",
+                   help="Slurm YAML config (default: $DMHA_SLURM_CONFIG, else conf/slurm.yaml if present)")
+    g.add_argument("--sbatch-opts", default="", help="extra sbatch options for this launch, one string")
     p.add_argument("args", nargs=argparse.REMAINDER, help="[JOB=1:N] <log-with-JOB> <command...>")
     a = p.parse_args(argv)
     args = a.args[1:] if a.args[:1] == ["--"] else a.args
     if len(args) < 2:
         p.error("need [JOB=1:N] <log-with-JOB> <command...>")
     try:
-        launch(args, backend=a.backend, max_parallel=a.max_parallel or None)
+        res = Resources(gpu=a.gpu, num_threads=a.num_threads, nodes=a.nodes, mem=a.mem or None,
+                        time=a.time or None, slurm_config=a.slurm_config or None,
+                        sbatch_args=tuple(shlex.split(a.sbatch_opts)))
+        launch(args, backend=a.backend, max_parallel=a.max_parallel or None, resources=res)
     except Interrupted as e:
         print(f"launch.sh: got {e}; killed the running jobs", file=sys.stderr)
         return 128 + e.signum

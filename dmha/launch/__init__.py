@@ -15,9 +15,10 @@ from pathlib import Path
 from dmha.errors import UserError
 from dmha.launch.backend import BACKENDS, Backend, get_backend
 from dmha.launch.job import Job, JobSpec, build_command, job_script, make_jobs, parse_job_spec
+from dmha.launch.resources import Resources
 
 __all__ = ["BACKENDS", "Backend", "Job", "JobSpec", "LaunchResult", "build_command", "get_backend",
-           "job_script", "launch", "make_jobs", "parse_job_spec"]
+           "job_script", "launch", "make_jobs", "parse_job_spec", "Resources"]
 
 
 class Interrupted(Exception):
@@ -43,12 +44,12 @@ def _raise_interrupted(signum, frame):  # noqa: ARG001 - signal handler signatur
 
 
 def launch(args: Sequence[str], *, backend: str = "local", max_parallel: int | None = None,
-           check: bool = True) -> LaunchResult:
+           check: bool = True, resources: Resources | None = None) -> LaunchResult:
     """Run ``[JOB=1:N] <log-with-JOB> <command words...>`` and wait for every job.
 
     With ``check`` a failed job raises :class:`UserError` naming each failed job, its exit code and
     log path (after all jobs ended, as run.pl does). A SIGINT/SIGTERM/SIGHUP while waiting cancels the
-    jobs (their process groups are killed) and is re-raised.
+    jobs (their process groups are killed) and is re-raised. ``resources``: what each job asks for.
     """
     args = list(args)
     spec = parse_job_spec(args[0]) if args else None
@@ -58,7 +59,7 @@ def launch(args: Sequence[str], *, backend: str = "local", max_parallel: int | N
         raise UserError("usage: launch.sh [options] [JOB=1:N] <log-with-JOB> <command...>")
     log, words = args[0], args[1:]
     jobs = make_jobs(spec, log, words)
-    runner = get_backend(backend, max_parallel)
+    runner = get_backend(backend, max_parallel, resources)
     old = {}
     if _in_main_thread():
         for s in (signal.SIGTERM, signal.SIGHUP):

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from dmha.errors import UserError
 from dmha.launch.job import Job
+from dmha.launch.resources import Resources
 
 #: ``--backend`` name -> "module:Class"; modules are imported only when chosen.
 BACKENDS = {
@@ -23,11 +24,13 @@ BACKENDS = {
 class Backend(ABC):
     """Runs an array of jobs, each writing its own log via :func:`dmha.launch.job.job_script`."""
 
-    def __init__(self, max_parallel: int | None = None) -> None:
-        """``max_parallel``: at most this many jobs at once (None: no limit beyond the array size)."""
+    def __init__(self, max_parallel: int | None = None, resources: Resources | None = None) -> None:
+        """``max_parallel``: at most this many jobs at once (None: no limit beyond the array size);
+        ``resources``: what each job asks for (GPUs, CPUs, memory, time, nodes)."""
         if max_parallel is not None and max_parallel < 1:
             raise UserError(f"--max-parallel must be >= 1, got {max_parallel}")
         self.max_parallel = max_parallel
+        self.resources = resources or Resources()
 
     @abstractmethod
     def submit(self, jobs: Sequence[Job]) -> None:
@@ -42,7 +45,7 @@ class Backend(ABC):
         """Kill every job still queued or running (called on Ctrl-C / SIGTERM of the launcher)."""
 
 
-def get_backend(name: str, max_parallel: int | None = None) -> Backend:
+def get_backend(name: str, max_parallel: int | None = None, resources: Resources | None = None) -> Backend:
     """Instantiate the backend registered under ``name``."""
     if name not in BACKENDS:
         raise UserError(f"unknown backend {name!r}; choose one of: {', '.join(sorted(BACKENDS))}")
@@ -54,4 +57,4 @@ def get_backend(name: str, max_parallel: int | None = None) -> Backend:
             raise UserError(f"backend {name!r} is not available in this version ({module_name} missing); "
                             "use --backend local") from None
         raise
-    return getattr(module, cls_name)(max_parallel=max_parallel)
+    return getattr(module, cls_name)(max_parallel=max_parallel, resources=resources)

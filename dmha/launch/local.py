@@ -15,16 +15,21 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from dmha.errors import UserError
 from dmha.launch.backend import Backend
 from dmha.launch.job import Job, job_script
+from dmha.launch.resources import Resources
 
 #: Seconds between SIGTERM and SIGKILL when cancelling.
 KILL_GRACE_S = 5.0
 
 
 class LocalBackend(Backend):
-    def __init__(self, max_parallel: int | None = None) -> None:
-        super().__init__(max_parallel)
+    def __init__(self, max_parallel: int | None = None, resources: Resources | None = None) -> None:
+        super().__init__(max_parallel, resources)
+        if self.resources.nodes > 1:
+            raise UserError(f"--nodes {self.resources.nodes}: the local backend runs on this machine only; "
+                            "use --backend slurm for multi-node jobs")
         self._lock = threading.Lock()
         self._running: dict[int, subprocess.Popen] = {}
         self._cancelled = False

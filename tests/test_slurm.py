@@ -1,0 +1,219 @@
+"""Slurm backend of the job launcher (dmha.launch.slurm) and the stages run through it.
+
+The first tests check the sbatch mapping and the config without Slurm. The @pytest.mark.slurm tests
+submit real jobs: they need a reachable Slurm (tests/slurm/start_slurm.sh brings up a single-node one;
+.ci/run does so in CI) and are skipped with the reason otherwise (failed in CI, see slurm_util).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO, run_script
+from slurm_util import require_slurm
+
+from dmha.errors import UserError
+from dmha.launch import Resources, launch, make_jobs, parse_job_spec
+from dmha.launch.slurm import array_spec, queue_name, sbatch_command
+from dmha.launch.slurm_config import ENV_VAR, SlurmConfig, load_slurm_config
+
+LAUNCH = str(REPO / "utils" / "launch.sh")
+
+
+# ---------------------------------------------------------------- without Slurm: mapping and config
+
+def test_array_spec_compresses_runs_and_queue_name_drops_index():
+    assert array_spec([1, 2, 3, 4]) == "1-4"
+    assert array_spec([7, 1, 2, 9, 10, 4]) == "1-2,4,7,9-10"
+    assert array_spec([5]) == "5"
+    jobs = make_jobs(parse_job_spec("JOB=1:3"), "exp/log/make_fbank.JOB.log", ["true"])
+    assert queue_name(jobs) == "make_fbank"
+    assert queue_name(make_jobs(None, "exp/x/train log.log", ["true"])) == "train_log"
+
+
+def _cmd(res: Resources, cfg: SlurmConfig, max_parallel=None, spec="JOB=2:5") -> list[str]:
+    jobs = make_jobs(parse_job_spec(spec), "/l/x.JOB.log", ["true"])
+    return sbatch_command(jobs, res, cfg, max_parallel, Path("/l/q"), "x", Path("/l/q/x.sh"))
+
+
+def test_sbatch_command_maps_resources_and_site_config():
+    cfg = SlurmConfig(partition="cpu", gpu_partition="gpu", time="1:00:00", mem="2G", max_parallel=8,
+                      sbatch_args=("--account=a",), gpu_sbatch_args=("--cpus-per-gpu=4",))
+    cpu = _cmd(Resources(num_threads=3), cfg)
+    assert cpu[0] == "sbatch" and cpu[-1] == "/l/q/x.sh"
+    assert {"--array=2-5%8", "--partition=cpu", "--time=1:00:00", "--mem=2G", "--cpus-per-task=3",
+            "--output=/l/q/x.%a.out", "--account=a", "--nodes=1", "--export=ALL"} <= set(cpu)
+    assert not any("gres" in a or "gpu" in a for a in cpu)
+    # launch options override the site defaults; GPUs switch partition and add the GPU options
+    gpu = _cmd(Resources(gpu=2, nodes=3, time="5:00", mem="8G", sbatch_args=("--qos=q",)), cfg,
+               max_parallel=2)
+    assert {"--array=2-5%2", "--partition=gpu", "--gres=gpu:2", "--cpus-per-gpu=4", "--time=5:00",
+            "--mem=8G", "--nodes=3", "--ntasks-per-node=1", "--qos=q", "--account=a"} <= set(gpu)
+    assert "--partition=cpu" not in gpu and "--time=1:00:00" not in gpu
+    # no site config: nothing site-specific, no throttle
+    bare = _cmd(Resources(), SlurmConfig())
+    assert "--array=2-5" in bare
+    assert not any(a.startswith(("--partition", "--time", "--mem")) for a in bare)
+    custom = _cmd(Resources(gpu=1), SlurmConfig(gpu_option="--gpus-per-node={gpu}"))
+    assert "--gpus-per-node=1" in custom
+
+
+def test_config_lookup_order_and_errors(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    assert load_slurm_config().source == "built-in defaults"
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "slurm.yaml").write_text("partition: short\nsbatch_args: [--qos=x]\n")
+    cfg = load_slurm_config()
+    assert cfg.partition == "short" and cfg.sbatch_args == ("--qos=x",) and cfg.source.endswith("slurm.yaml")
+    env_conf = tmp_path / "env.yaml"
+    env_conf.write_text("partition: fromenv\n")
+    monkeypatch.setenv(ENV_VAR, str(env_conf))
+    assert load_slurm_config().partition == "fromenv"
+    opt = tmp_path / "opt.yaml"
+    opt.write_text("partition: fromopt\ntime: '2:00:00'\nmax_parallel: 3\n")
+    assert load_slurm_config(str(opt)).partition == "fromopt"
+    for text, msg in [("partitoin: x\n", "unknown key 'partitoin'"), ("max_parallel: two\n", "integer"),
+                      ("sbatch_args: --qos=x\n", "must be a list"), ("gpu_option: --gres=gpu\n", "{gpu}"),
+                      ("- a\n", "mapping"), ("poll_interval: 0\n", ">= 0.5")]:
+        opt.write_text(text)
+        with pytest.raises(UserError, match="opt.yaml") as e:
+            load_slurm_config(str(opt))
+        assert msg in str(e.value)
+    with pytest.raises(UserError, match="file not found"):
+        load_slurm_config(str(tmp_path / "missing.yaml"))
+    with pytest.raises(UserError, match="--mem"):
+        Resources(mem="4 GB")
+
+
+def test_local_backend_refuses_multi_node(tmp_path):
+    with pytest.raises(UserError, match="--backend slurm"):
+        launch([f"{tmp_path}/x.log", "true"], resources=Resources(nodes=2))
+
+
+# ---------------------------------------------------------------- with Slurm
+
+@pytest.fixture
+def slurm(tmp_path, monkeypatch):
+    """A reachable Slurm and a config that polls squeue every second (the default is 10 s)."""
+    require_slurm()
+    conf = tmp_path / "slurm.yaml"
+    conf.write_text("poll_interval: 1\n")
+    monkeypatch.setenv(ENV_VAR, str(conf))
+    return conf
+
+
+def _squeue(job_id: str) -> str:
+    return subprocess.run(["squeue", "--noheader", f"--jobs={job_id}"], capture_output=True, text=True).stdout
+
+
+@pytest.mark.slurm
+def test_array_runs_every_job_with_the_local_log_format(tmp_path, slurm):
+    proc = run_script([LAUNCH, "--backend", "slurm", "--num-threads", "2", "JOB=1:3",
+                       f"{tmp_path}/log/t.JOB.log",
+                       f"echo job=JOB cpus=$SLURM_CPUS_PER_TASK task=$SLURM_ARRAY_TASK_ID > {tmp_path}/o.JOB;"
+                       " echo to-log JOB"])
+    assert "Slurm job" in proc.stderr  # the launcher says which job to look at
+    for i in (1, 2, 3):
+        assert (tmp_path / f"o.{i}").read_text() == f"job={i} cpus=2 task={i}\n"
+        log = (tmp_path / "log" / f"t.{i}.log").read_text().splitlines()
+        assert log[0].startswith("# echo job=") and log[1].startswith("# Started at ")
+        assert f"to-log {i}" in log
+        assert log[-2].startswith("# Accounting: time=") and log[-1].startswith("# Ended (code 0) at ")
+        assert (tmp_path / "log" / "q" / f"t.{i}.status").read_text().strip() == "0"
+
+
+@pytest.mark.slurm
+def test_failures_name_each_failed_job_its_exit_code_and_log(tmp_path, slurm):
+    proc = run_script([LAUNCH, "--backend", "slurm", "JOB=1:3", f"{tmp_path}/log/f.JOB.log",
+                       "echo out-JOB; if [ JOB = 2 ]; then echo boom-JOB >&2; exit 3; fi"], check=False)
+    assert proc.returncode == 1
+    err = proc.stderr.strip().splitlines()[-1]
+    assert "1 of 3 jobs failed" in err
+    assert f"job 2 (exit 3): see {tmp_path}/log/f.2.log" in err
+    assert "boom-2" in err and "f.1.log" not in err and "f.3.log" not in err
+    assert (tmp_path / "log/f.2.log").read_text().splitlines()[-1].startswith("# Ended (code 3)")
+    assert "out-3" in (tmp_path / "log/f.3.log").read_text()
+
+
+@pytest.mark.slurm
+def test_a_task_killed_outright_fails_with_slurms_state_in_its_log(tmp_path, slurm):
+    # kill -9 0 kills the task's whole process group, wrapper included: no status file, no log footer,
+    # as after an out-of-memory kill; the launcher must still fail it, from scontrol's record.
+    res = launch(["JOB=1:2", f"{tmp_path}/k.JOB.log", "echo started-JOB; [ JOB = 2 ] && kill -9 0; true"],
+                 backend="slurm", check=False)
+    assert res.codes == {1: 0, 2: 137}
+    log = (tmp_path / "k.2.log").read_text()
+    assert "started-2" in log and "ended FAILED (ExitCode 0:9)" in log
+    assert log.splitlines()[-1].startswith("# Ended (code 137)")
+
+
+def _concurrency_probe(d: Path, n_jobs: int, want: int) -> str:
+    """Holds a token in d/run while running; records the most tokens seen at once (no timing assumption:
+    it waits until ``want`` tokens exist or every other job has finished)."""
+    return (f"mkdir -p {d}/run {d}/done; mkdir {d}/run/JOB; max=0; t=0; "
+            f"while :; do n=$(ls {d}/run | wc -l); [ $n -gt $max ] && max=$n; "
+            f"[ $n -ge {want} ] && break; [ $((n + $(ls {d}/done | wc -l))) -ge {n_jobs} ] && break; "
+            f"t=$((t+1)); [ $t -gt 1200 ] && {{ echo timeout; exit 9; }}; sleep 0.05; done; "
+            f"sleep 0.3; n=$(ls {d}/run | wc -l); [ $n -gt $max ] && max=$n; "
+            f"echo $max > {d}/max.JOB; touch {d}/done/JOB; rmdir {d}/run/JOB")
+
+
+@pytest.mark.slurm
+@pytest.mark.parametrize("max_parallel,n_jobs", [(1, 3), (2, 3)])
+def test_max_parallel_becomes_the_array_throttle(tmp_path, slurm, max_parallel, n_jobs):
+    d = tmp_path / "probe"
+    launch([f"JOB=1:{n_jobs}", f"{tmp_path}/log/c.JOB.log", _concurrency_probe(d, n_jobs, max_parallel)],
+           backend="slurm", max_parallel=max_parallel)
+    seen = [int((d / f"max.{i}").read_text()) for i in range(1, n_jobs + 1)]
+    assert max(seen) == max_parallel, seen
+    assert len(list((d / "done").iterdir())) == n_jobs
+
+
+@pytest.mark.slurm
+def test_sbatch_refusal_is_one_clear_error(tmp_path, slurm):
+    slurm.write_text("partition: no_such_partition\n")
+    proc = run_script([LAUNCH, "--backend", "slurm", f"{tmp_path}/x.log", "true"], check=False)
+    assert proc.returncode == 1
+    assert "sbatch refused" in proc.stderr and "--partition=no_such_partition" in proc.stderr
+    assert str(slurm) in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slurm
+def test_ctrl_c_cancels_the_array(tmp_path, slurm):
+    env = dict(os.environ, PYTHONPATH=str(REPO), LC_ALL="C")
+    launcher = subprocess.Popen([sys.executable, "-m", "dmha.bin.launch", "--backend", "slurm", "JOB=1:2",
+                                 f"{tmp_path}/k.JOB.log", f"sleep 300 & echo $! > {tmp_path}/pid.JOB; wait"],
+                                env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        files = [tmp_path / "pid.1", tmp_path / "pid.2"]
+        deadline = time.monotonic() + 60
+        while not all(f.is_file() and f.read_text().strip() for f in files):
+            assert time.monotonic() < deadline and launcher.poll() is None, "jobs did not start"
+            time.sleep(0.1)
+        pids = [int(f.read_text()) for f in files]
+        launcher.send_signal(signal.SIGINT)
+        _, err = launcher.communicate(timeout=90)
+        assert launcher.returncode == 130, err
+        job_id = err.split("Slurm job ")[1].split()[0]
+        assert _squeue(job_id).strip() == ""  # the launcher waited until the array left the queue
+        deadline = time.monotonic() + 20  # same machine here: the jobs' processes are gone too
+        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(p) for p in pids)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
