@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# steps/extract_embeddings.sh — stage 4: whole-utterance speaker embeddings of a data dir.
+#
+# Writes <emb-dir>/xvector.{ark,scp} (one 400-d float32 vector per utterance, kaldiio/Kaldi readable),
+# <emb-dir>/spk_xvector.{ark,scp} (per speaker: mean of the L2-normalised utterance embeddings, the
+# S-norm/AS-norm cohort of steps/score.sh), <emb-dir>/num_utts.ark (text: speaker count) and the job
+# logs <emb-dir>/log/extract.JOB.log.
+set -euo pipefail
+
+nj=4                 # parallel jobs (utterances split with "$DMHA_ROOT/utils/split_data.sh" --per-utt)
+cmd=local            # job backend of utils/launch.sh: local | slurm
+device=auto          # auto | cpu | cuda | cuda:N
+batch_frames=20000   # padded frames per batch (memory bound)
+batch_size=64        # utterances per batch
+max_chunk_frames=0   # 0: no cap; N: longer utterances -> mean of L2-normalised N-frame-chunk embeddings
+num_threads=0        # torch CPU threads per job (0: cores / nj)
+force=false          # true: recompute even if the outputs are up to date
+
+help_message="Usage: $0 [options] <exp-dir> <data-dir> <emb-dir>
+  Embeds every utterance of <data-dir>/feats.scp (stage 1 features) with the best model of <exp-dir>
+  (<exp-dir>/best.pt; feature and model settings from <exp-dir>/config.yaml), in length-sorted, padded,
+  masked batches (results do not depend on the batch size), and writes to <emb-dir>:
+    xvector.ark/scp      utterance embeddings (read with kaldiio.load_scp)
+    spk_xvector.ark/scp  per-speaker mean of the L2-normalised utterance embeddings
+    num_utts.ark         utterances per speaker (text)
+    log/extract.JOB.log  per-job logs (progress, settings)
+  Outputs are up to date when model, features and --max-chunk-frames are unchanged: a re-run then
+  skips (and says so). Otherwise old outputs are removed first and new ones renamed into place at the
+  end, so a killed run never leaves outputs that look complete.
+Options:
+  --nj N                  parallel jobs (default $nj; at most the number of utterances)
+  --cmd local|slurm       job backend (default $cmd)
+  --device DEV            auto | cpu | cuda | cuda:N (default $device)
+  --batch-frames N        padded frames per batch (default $batch_frames)
+  --batch-size N          utterances per batch (default $batch_size)
+  --max-chunk-frames N    length cap: an utterance of T > N frames is CMN'd whole, cut into ceil(T/N)
+                          chunks of equal length and embedded as the mean of the L2-normalised chunk
+                          embeddings; 0 = no cap (default $max_chunk_frames)
+  --num-threads N         torch threads per job on CPU (default: cores / nj)
+  --force true|false      recompute even if up to date (default $force)
+Example:
+  $0 --nj 4 exp/mini_dmha data/mini_test exp/mini_dmha/embeddings/mini_test"
+
+. "$(dirname "$0")/../path.sh"
+. "$DMHA_ROOT/utils/parse_options.sh"
+
+if [ $# -ne 3 ]; then
+  printf '%s\n' "$help_message" >&2
+  exit 1
+fi
+exp=$1
+data=$2
+dir=$3
+
+tool=(python -m dmha.bin.extract_embeddings)
+if [ "$force" = true ]; then
+  rm -f "$dir/.extract_info"
+elif [ "$force" != false ]; then
+  echo "$0: --force must be true or false, got '$force'" >&2; exit 1
+fi
+rc=0
+"${tool[@]}" prepare --max-chunk-frames "$max_chunk_frames" "$exp" "$data" "$dir" || rc=$?
+if [ "$rc" -eq 10 ]; then
+  echo "$0: $dir is up to date (model $exp/best.pt, features $data/feats.scp); skipping (--force true to redo)"
+  exit 0
+elif [ "$rc" -ne 0 ]; then
+  exit "$rc"
+fi
+
+n_utts=$(wc -l < "$data/feats.scp")
+[ "$n_utts" -ge 1 ] || { echo "$0: $data/feats.scp is empty; nothing to embed" >&2; exit 1; }
+[ "$nj" -gt "$n_utts" ] && nj=$n_utts
+if [ "$num_threads" -eq 0 ]; then
+  cores=$(nproc 2>/dev/null || echo 1)
+  num_threads=$(( cores / nj )); [ "$num_threads" -ge 1 ] || num_threads=1
+fi
+
+mkdir -p "$dir/log" "$dir/jobs"
+"$DMHA_ROOT/utils/split_data.sh" --per-utt "$data" "$nj" >/dev/null
+echo "$0: embedding $n_utts utterances of $data with $exp/best.pt ($nj jobs, device $device); logs in $dir/log"
+"$DMHA_ROOT/utils/launch.sh" --backend "$cmd" "JOB=1:$nj" "$dir/log/extract.JOB.log" \
+  "${tool[@]}" job --device "$device" --batch-frames "$batch_frames" --batch-size "$batch_size" \
+    --max-chunk-frames "$max_chunk_frames" --num-threads "$num_threads" \
+    "$exp" "$data/split$nj/JOB" "$dir/jobs/xvector.JOB.ark" "$dir/jobs/xvector.JOB.scp"
+"${tool[@]}" merge --nj "$nj" --max-chunk-frames "$max_chunk_frames" "$exp" "$data" "$dir" 2>&1 \
+  | tee "$dir/log/merge.log"
