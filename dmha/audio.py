@@ -52,17 +52,16 @@ def _run_pipe(entry: str) -> bytes:
     return proc.stdout
 
 
-def _read_bytes(entry: str) -> tuple[bytes, str]:
-    """Raw bytes of the entry and a short description for messages."""
+def _open(entry: str) -> tuple[object, str]:
+    """What soundfile should read (a path, or the pipe's output in memory) and a label for messages."""
     if is_pipe(entry):
-        return _run_pipe(entry), "pipe output"
+        return io.BytesIO(_run_pipe(entry)), "pipe output"
     path = entry.strip()
     if not os.path.isfile(path):
         raise AudioError(f"file not found: {path}")
     if os.path.getsize(path) == 0:
         raise AudioError(f"empty file: {path}")
-    with open(path, "rb") as f:
-        return f.read(), path
+    return path, path
 
 
 def resample(wave: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
@@ -91,9 +90,9 @@ def load_audio(entry: str, target_sr: int | None = None, *, name: str | None = N
     Raises :class:`AudioError` for audio that cannot be used.
     """
     label = name or entry
-    data, what = _read_bytes(entry)
+    source, what = _open(entry)
     try:
-        wave, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        wave, sr = sf.read(source, dtype="float32", always_2d=True)
     except Exception as e:  # libsndfile's errors are of several types; all mean "cannot decode"
         msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
         raise AudioError(f"cannot decode audio ({what}): {msg[:200]}") from None

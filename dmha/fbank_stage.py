@@ -26,12 +26,12 @@ import yaml
 
 from dmha.data.datadir import fix_data_dir
 from dmha.errors import UserError
-from dmha.features import FbankConfig
+from dmha.fbank_config import FbankConfig
 from dmha.fileio import PathLike, atomic_open, read_kv, write_kv
 
 log = logging.getLogger(__name__)
 
-CONFIG_NAME = "fbank.yaml"  # in the data dir: the config feats.scp was computed with
+CONFIG_NAME = "fbank.yaml"  # in the data dir: the settings feats.scp was computed with (norm excluded)
 
 
 def load_fbank_config(path: PathLike | None) -> FbankConfig:
@@ -73,6 +73,13 @@ def _config_stamp(arkdir: Path, name: str) -> Path:
     return arkdir / f"raw_fbank_{name}.yaml"
 
 
+def _raw_settings(cfg: FbankConfig) -> dict:
+    """The settings that determine the stored (raw) features: ``norm`` is applied at load time only."""
+    d = cfg.to_dict()
+    d.pop("norm")
+    return d
+
+
 def _read_config_file(path: Path) -> dict | None:
     if not path.is_file():
         return None
@@ -82,7 +89,7 @@ def _read_config_file(path: Path) -> dict | None:
 
 def _write_config_file(path: Path, cfg: FbankConfig) -> None:
     with atomic_open(path) as f:
-        yaml.safe_dump(cfg.to_dict(), f, sort_keys=True)
+        yaml.safe_dump(_raw_settings(cfg), f, sort_keys=True)
 
 
 def _keys(path: Path) -> set[str]:
@@ -105,7 +112,7 @@ def check_complete(data: PathLike, cfg: FbankConfig) -> str | None:
     for p in (feats, frames, conf):
         if not p.is_file():
             return f"{p} does not exist"
-    if _read_config_file(conf) != cfg.to_dict():
+    if _read_config_file(conf) != _raw_settings(cfg):
         return f"{conf} differs from the requested feature config"
     t = feats.stat().st_mtime
     for src in ("wav.scp", "utt2spk"):
@@ -139,7 +146,7 @@ def prepare(data: PathLike, arkdir: PathLike, cfg: FbankConfig, nj: int, force: 
     arkdir.mkdir(parents=True, exist_ok=True)
     name = data.name
     stamp = _config_stamp(arkdir, name)
-    stale_cfg = _read_config_file(stamp) != cfg.to_dict()
+    stale_cfg = _read_config_file(stamp) != _raw_settings(cfg)
     for p in sorted(arkdir.glob(f"raw_fbank_{name}.*")):
         job = p.name[len(f"raw_fbank_{name}."):].split(".", 1)[0]
         if not job.isdigit() or p.name.endswith(".lock"):

@@ -23,71 +23,17 @@ once per (config, device) and cached.
 from __future__ import annotations
 
 import functools
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Union
+from typing import Union
 
 import numpy as np
 import torch
 
 from dmha.errors import UserError
+from dmha.fbank_config import NORM_MODES, FbankConfig
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
-
-NORM_MODES = ("cmn", "cmvn", "none")
+__all__ = ["FbankConfig", "compute_fbank", "mel_filterbank", "normalize_features"]
 _CPU_BLOCK = 512  # frames per FFT block on CPU
-
-
-@dataclass(frozen=True)
-class FbankConfig:
-    """Feature settings; the defaults are the paper's. ``norm`` is applied at load time, not stored."""
-
-    sample_rate: int = 16000
-    n_fft: int = 512
-    win_length: int = 400
-    hop_length: int = 160
-    n_mels: int = 80
-    preemphasis: float = 0.97
-    fmin: float = 0.0
-    fmax: float | None = None  # None: sample_rate / 2
-    log_floor: float = 1.0
-    norm: str = "cmn"
-
-    def __post_init__(self) -> None:
-        if self.norm not in NORM_MODES:
-            raise UserError(f"features.norm '{self.norm}' is not one of {', '.join(NORM_MODES)}")
-        if not 0 < self.win_length <= self.n_fft:
-            raise UserError(f"features: win_length {self.win_length} must be in 1..n_fft ({self.n_fft})")
-        if self.hop_length <= 0 or self.n_mels <= 0 or self.sample_rate <= 0:
-            raise UserError("features: sample_rate, hop_length and n_mels must be positive")
-        if not 0 <= self.fmin < self.top_freq <= self.sample_rate / 2:
-            raise UserError(f"features: need 0 <= fmin < fmax <= sample_rate/2, got {self.fmin}..{self.fmax}")
-
-    @property
-    def top_freq(self) -> float:
-        """Upper edge of the mel filterbank in Hz."""
-        return float(self.fmax) if self.fmax is not None else self.sample_rate / 2
-
-    @property
-    def n_bins(self) -> int:
-        return self.n_fft // 2 + 1
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> FbankConfig:
-        """Build from a YAML ``features:`` section; unknown keys are an error naming them."""
-        d = dict(d or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise UserError(f"features: unknown key(s) {', '.join(unknown)}; "
-                            f"known: {', '.join(sorted(known))}")
-        return cls(**d)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def num_frames(self, num_samples: int) -> int:
-        """Frames of a signal of ``num_samples`` samples (0 when shorter than one frame)."""
-        return 0 if num_samples < self.n_fft else 1 + (num_samples - self.n_fft) // self.hop_length
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,6 +102,9 @@ def compute_fbank(wave: ArrayLike, cfg: FbankConfig | None = None, *,
     """
     cfg = cfg or FbankConfig()
     x = torch.as_tensor(wave)
+    if not x.is_floating_point():
+        raise ValueError(f"compute_fbank expects float samples in [-1, 1], got {x.dtype} "
+                         "(divide int16 samples by 32768)")
     if device is not None:
         x = x.to(device)
     x = x.to(torch.float32)

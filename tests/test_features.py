@@ -83,6 +83,12 @@ def test_frame_count(n):
     assert feats.shape == (1 + (n - 512) // 160, 80) == (cfg.num_frames(n), 80)
 
 
+def test_integer_samples_are_refused():
+    """int16 samples would silently be scaled twice; the contract is float in [-1, 1]."""
+    with pytest.raises(ValueError, match="float samples"):
+        compute_fbank(np.zeros(1000, dtype=np.int16))
+
+
 def test_shorter_than_one_frame_is_a_user_error():
     with pytest.raises(UserError, match="shorter than one frame"):
         compute_fbank(np.zeros(511, dtype=np.float32))

@@ -14,6 +14,8 @@ import torch
 from conftest import run_script
 
 from dmha.audio import load_audio
+from dmha.fbank_config import FbankConfig
+from dmha.fbank_stage import check_complete
 from dmha.features import compute_fbank
 from dmha.fileio import read_kv
 
@@ -156,11 +158,16 @@ def test_rerun_skips_and_force_recomputes(bad_dir):
     assert "skipping" not in proc.stdout and feats_scp.stat().st_mtime_ns != mtime
     assert len(read_kv(feats_scp)) == 12
     assert not list((bad_dir / "data").glob("*.tmp"))
-    assert not (bad_dir / "data" / f"raw_fbank_{bad_dir.name}.4.scp").exists()
     assert_feats_equal_in_memory(bad_dir)
-    proc = make_fbank("--nj", "3", "--force", "true", str(bad_dir))
+    three = feats_scp.read_text()
+    assert three != before  # 3 arks now, not 2
+    proc = make_fbank("--nj", "2", "--force", "true", str(bad_dir))
     assert "skipping" not in proc.stdout
-    assert len(read_kv(feats_scp)) == 12 and feats_scp.read_text() != before  # 3 jobs now, not 2
+    assert len(read_kv(feats_scp)) == 12 and feats_scp.read_text() not in (three, "")
+    # the third job's files of the earlier --nj 3 run are gone, not left to look like current output
+    left = [p.name for p in (bad_dir / "data").glob(f"raw_fbank_{bad_dir.name}.3.*") if p.suffix != ".lock"]
+    assert not left
+    assert_feats_equal_in_memory(bad_dir)
 
 
 def test_usage_and_missing_data_dir(tmp_path):
@@ -184,5 +191,16 @@ def test_feature_config_is_recorded_and_change_recomputes(tmp_path):
     feats = kaldiio.load_scp(str(d / "feats.scp"))
     assert feats["s-a"].shape[1] == 40 and np.array_equal(feats["s-a"], feats["s-b"])
     assert "n_mels: 40" in (d / "fbank.yaml").read_text()
-    shutil.rmtree(d / "data")  # referenced arks gone -> not complete -> recomputed
-    assert "skipping" not in make_fbank("--nj", "1", "--feat-config", str(cfg), str(d)).stdout
+    # norm is applied when features are loaded, so changing it does not make stored features stale
+    cfg.write_text("features:\n  n_mels: 40\n  norm: cmvn\n")
+    assert "skipping" in make_fbank("--nj", "1", "--feat-config", str(cfg), str(d)).stdout
+    # what else makes stored features stale (checked in-process: each stage run costs seconds)
+    cfg40 = FbankConfig(n_mels=40)
+    assert check_complete(d, cfg40) is None
+    assert "differs" in check_complete(d, FbankConfig())
+    (d / "utt2spk").touch()
+    assert "newer" in check_complete(d, cfg40)
+    (d / "feats.scp").touch()
+    assert check_complete(d, cfg40) is None
+    shutil.rmtree(d / "data")
+    assert "missing" in check_complete(d, cfg40)
