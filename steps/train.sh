@@ -7,6 +7,7 @@ device=auto          # auto | cpu | cuda | cuda:N
 nproc=1              # training processes on this node (one per GPU on GPU servers)
 nodes=1              # number of nodes (run this script on each, or let --cmd launch it)
 cmd=local            # local | slurm (job backend of utils/launch.sh)
+ngpu=0               # --cmd slurm: GPUs per node to request (sets --nproc); default: --nproc if --device cuda*
 override=            # dotted config overrides, e.g. "train.lr=1e-3 model.heads=8"
 rdzv_endpoint=       # multi-node: host:port of the rendezvous (any node reachable by all)
 rdzv_id=dmha         # multi-node: job id shared by all nodes of one run
@@ -21,8 +22,11 @@ Options:
   --device DEV             auto | cpu | cuda | cuda:N (default $device)
   --nproc N                processes on this node; > 1 (or --nodes > 1) runs torchrun DDP
                            (gloo on CPU, NCCL on GPU) (default $nproc)
-  --nodes M                nodes (default $nodes); needs --rdzv-endpoint
-  --cmd local|slurm        how to launch (default $cmd); with slurm one job per node
+  --nodes M                nodes (default $nodes); needs --rdzv-endpoint unless --cmd slurm
+  --cmd local|slurm        how to launch (default $cmd); slurm: one job over --nodes nodes, torchrun
+                           under srun on each (steps/slurm_train.sh), log in <exp-dir>/log/train.log
+  --ngpu N                 with --cmd slurm: GPUs per node to request; sets --nproc N (default $ngpu:
+                           none, or --nproc GPUs when --device is cuda*)
   --override \"k=v ...\"     dotted overrides of existing config keys (type-checked)
   --rdzv-endpoint HOST:PORT  multi-node rendezvous (torchrun --rdzv-backend c10d)
   --rdzv-id ID             rendezvous id shared by the nodes of one run (default $rdzv_id)
@@ -49,6 +53,20 @@ args=(--device "$device")
 [ -n "$config" ] && args+=(--config "$config")
 [ -n "$override" ] && args+=(--override "$override")
 args+=("$lists" "$exp")
+
+if [ "$cmd" = slurm ]; then
+  # One Slurm job over all nodes; steps/slurm_train.sh starts torchrun on each node under srun with a
+  # c10d rendezvous on the job's first node (id = Slurm job id). Site settings: conf/slurm.yaml.
+  [ "$ngpu" -gt 0 ] && nproc=$ngpu
+  case "$device" in cuda*) [ "$ngpu" -gt 0 ] || ngpu=$nproc ;; esac
+  run=(python -m dmha.bin.train "${args[@]}")
+  if [ "$nproc" -gt 1 ] || [ "$nodes" -gt 1 ]; then
+    run=("$DMHA_ROOT/steps/slurm_train.sh" --nproc "$nproc" -m dmha.bin.train "${args[@]}")
+  fi
+  mkdir -p "$exp/log"
+  exec "$DMHA_ROOT/utils/launch.sh" --backend slurm --nodes "$nodes" --gpu "$ngpu" --num-threads "$nproc" \
+    "$exp/log/train.log" "${run[@]}"
+fi
 
 if [ "$nproc" -gt 1 ] || [ "$nodes" -gt 1 ]; then
   if [ "$nodes" -gt 1 ]; then

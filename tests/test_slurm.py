@@ -217,3 +217,59 @@ def test_ctrl_c_cancels_the_array(tmp_path, slurm):
     finally:
         if launcher.poll() is None:
             launcher.kill()
+
+
+# ---------------------------------------------------------------- training through srun
+
+def _train_lists(tmp_path: Path, **train) -> tuple[Path, Path]:
+    sys.path.insert(0, str(REPO / "tests"))
+    from train_fixtures import make_corpus, tiny_config
+
+    train_dir, val_dir = make_corpus(tmp_path)
+    conf = tiny_config(tmp_path / "conf.yaml", **train)
+    lists = tmp_path / "lists"
+    run_script([sys.executable, "-m", "dmha.bin.prepare_lists", "--config", str(conf), str(train_dir),
+                str(val_dir), str(lists)])
+    return conf, lists
+
+
+@pytest.mark.slurm
+def test_two_torchrun_agents_under_srun_rendezvous_and_keep_ranks_identical(tmp_path, slurm):
+    # Two Slurm tasks (on a real cluster: two nodes) each start one torchrun agent; they meet in the
+    # c10d rendezvous on the job's first node and train as ranks 0 and 1 (gloo, CPU).
+    conf, lists = _train_lists(tmp_path, max_epochs=2)
+    hashes = tmp_path / "hashes"
+    hashes.mkdir()
+    proc = run_script([LAUNCH, "--backend", "slurm", "--sbatch-opts", "--ntasks-per-node=2",
+                       f"{tmp_path}/log/ddp.log", str(REPO / "steps" / "slurm_train.sh"), "--nproc", "1",
+                       str(REPO / "tests" / "ddp_train_worker.py"), str(conf), str(lists),
+                       str(tmp_path / "exp"), str(hashes)],
+                      env={"OMP_NUM_THREADS": "1"}, check=False, timeout=300)
+    log = (tmp_path / "log" / "ddp.log").read_text()
+    h0 = (hashes / "hash.0").read_text().split()
+    h1 = (hashes / "hash.1").read_text().split()
+    assert h0 == h1, (h0, h1, log[-3000:])
+    assert h0[1] == "6"  # 48 utterances // batch 16 = 3 steps x 2 epochs
+    assert proc.returncode == 0, proc.stderr[-2000:] + log[-3000:]
+    assert "2 agent(s) x 1 rank(s), rendezvous" in log
+    assert "x 2 processes" in (tmp_path / "exp" / "train.log").read_text()
+
+
+@pytest.mark.slurm
+def test_train_sh_cmd_slurm_trains_with_two_ranks_and_resumes_done(tmp_path, slurm, repo):
+    from dmha.checkpoint import load_checkpoint
+
+    conf, lists = _train_lists(tmp_path, max_epochs=1)
+    exp = tmp_path / "exp"
+    cmd = ["bash", str(repo / "steps" / "train.sh"), "--cmd", "slurm", "--nproc", "2", "--device", "cpu",
+           "--config", str(conf), str(lists), str(exp)]
+    first = run_script(cmd, env={"OMP_NUM_THREADS": "1"}, check=False, timeout=300)
+    job_log = (exp / "log" / "train.log").read_text()
+    assert first.returncode == 0, first.stderr[-2000:] + job_log[-3000:]
+    assert "Slurm job" in first.stderr and "1 agent(s) x 2 rank(s)" in job_log
+    ckpt = load_checkpoint(exp / "ckpt.pt")
+    assert ckpt["state"]["epoch"] == 1 and ckpt["state"]["finished"]
+    assert "x 2 processes" in (exp / "train.log").read_text()
+    again = run_script(cmd, env={"OMP_NUM_THREADS": "1"}, check=False, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "already finished" in (exp / "train.log").read_text()

@@ -35,5 +35,5 @@ Examples:
 . "$(dirname "$0")/parse_options.sh"
 if [ $# -lt 2 ]; then printf '%s\n' "$help_message" >&2; exit 1; fi
 exec python -m dmha.bin.launch --backend "$backend" --max-parallel "$max_parallel" --gpu "$gpu" \
-  --num-threads "$num_threads" --nodes "$nodes" --mem "$mem" --time "$time" --slurm-config "$slurm_config" \
-  --sbatch-opts "$sbatch_opts" -- "$@"
+  --num-threads "$num_threads" --nodes "$nodes" --mem="$mem" --time="$time" --slurm-config="$slurm_config" \
+  --sbatch-opts="$sbatch_opts" -- "$@"
