@@ -93,7 +93,9 @@ fi
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   emb_sets="$test_sets"
   [ "$score_norm" != none ] && emb_sets="$train_set $test_sets"
-  log_stage 4 "embeddings for: $emb_sets"
+  log_stage 4 "embeddings for: $emb_sets; decision threshold for dmha-verify"
+  # <exp>/threshold.yaml: EER threshold of the validation trials (read by dmha-verify / dmha.load_model)
+  steps/compute_threshold.sh --device "$device" "$expdir" "data/$train_set/lists"
   for set in $emb_sets; do
     steps/extract_embeddings.sh --nj "$nj" --cmd "$cmd" --device "$device" "$expdir" "data/$set" "$expdir/embeddings/$set"
   done
