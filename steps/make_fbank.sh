@@ -36,6 +36,10 @@ utils=$(dirname "$0")/../utils
 cfg_opt=()
 [ -n "$feat_config" ] && cfg_opt=(--config "$feat_config")
 
+if [ -f "$data/wav.scp" ]; then
+  n_utts=$(wc -l < "$data/wav.scp")
+  [ "$nj" -gt "$n_utts" ] && [ "$n_utts" -gt 0 ] && nj=$n_utts
+fi
 rc=0
 python -m dmha.bin.fbank_stage prepare ${cfg_opt[@]+"${cfg_opt[@]}"} --nj "$nj" --force "$force" \
   "$data" "$arkdir" || rc=$?
@@ -45,12 +49,12 @@ if [ $rc -eq 10 ]; then
 fi
 [ $rc -eq 0 ] || exit $rc
 
-n_utts=$(wc -l < "$data/wav.scp")
-[ "$nj" -gt "$n_utts" ] && nj=$n_utts
+"$utils/validate_data_dir.sh" --no-feats --no-trials "$data" >/dev/null   # input: names all problems
 mkdir -p "$logdir"
 "$utils/split_data.sh" --per-utt "$data" "$nj"
 
-echo "$0: computing features of $n_utts utterances of $data with $nj jobs (logs: $logdir/make_fbank_$name.*.log)"
+echo "$0: computing features of $(wc -l < "$data/wav.scp") utterances of $data with $nj jobs" \
+  "(logs: $logdir/make_fbank_$name.*.log)"
 job=$arkdir/raw_fbank_$name.JOB
 "$utils/launch.sh" --backend "$cmd" JOB=1:"$nj" "$logdir/make_fbank_$name.JOB.log" \
   python -m dmha.bin.compute_fbank ${cfg_opt[@]+"${cfg_opt[@]}"} --device "$device" \
