@@ -6,7 +6,8 @@
 # install (espeak-ng, mbrola, the MBROLA voices in contrib/non-free, Asterisk prompts). apt is given
 # its own sources list and state/cache dirs under --apt-dir; the sources are DERIVED from the
 # machine's own apt sources (deb822 *.sources and one-line *.list files, wherever `apt-config` says
-# they are) with the components extended to "main contrib non-free", so the user's own mirror is used
+# they are) with the components extended to "main contrib non-free" (on Ubuntu "main universe
+# multiverse"), so the user's own mirror is used
 # and no archive host is written anywhere in the project. Packages are fetched with
 # `apt-get download` and unpacked with `dpkg -x` into <extract-dir>; a stamp per package makes a rerun
 # skip everything (offline) once a package has been unpacked.
@@ -16,7 +17,10 @@ apt_dir=downloads/apt        # private apt state: sources, lists, cache
 deb_dir=downloads/debs       # where .deb files are downloaded
 with_deps=false              # also fetch the dependencies that are not installed on this machine
 keep_debs=false              # keep the .deb files after unpacking (the unpacked tree is the cache)
-components="main contrib non-free"
+components="main contrib non-free"   # Debian's names; Ubuntu (os-release ID) gets its own below
+if grep -qsE '^(ID|ID_LIKE)=.*ubuntu' /etc/os-release; then
+  components="main universe multiverse"
+fi
 
 help_message="Usage: $0 [options] <extract-dir> <package> [<package> ...]
   Downloads Debian packages with a private apt configuration (derived from this machine's sources,

@@ -352,3 +352,65 @@ def test_toy_corpus_build(tmp_path, toy_fetched):
     assert _digest(tmp_path / "b" / "data") == _digest(data)
     _build(tmp_path / "c" / "data", toy_fetched, seed=4, nj=2)
     assert _digest(tmp_path / "c" / "data") != _digest(data)
+
+
+_FAKE_APT_CONFIG = """#!/usr/bin/env bash
+echo "sys_list='$FAKE_ETC/sources.list'"
+echo "sys_parts='$FAKE_ETC/sources.list.d/'"
+"""
+_FAKE_APT_GET = """#!/usr/bin/env bash
+echo "apt-get $*" >> "$FAKE_LOG"
+for a in "$@"; do
+  case "$a" in update|install) exit 0 ;; download) dl=1 ;; esac
+done
+[ -n "${dl:-}" ] || exit 0
+for p in "$@"; do
+  case "$p" in -*|*=*|download) continue ;; esac
+  d=$(mktemp -d); mkdir -p "$d/DEBIAN" "$d/usr/share/fake"
+  printf 'Package: %s\\nVersion: 1.0\\nArchitecture: all\\nMaintainer: t <t@t>\\nDescription: t\\n' "$p" \\
+    > "$d/DEBIAN/control"
+  echo "$p" > "$d/usr/share/fake/$p"
+  dpkg-deb -b "$d" "${p}_1.0_all.deb" >/dev/null; rm -rf "$d"
+done
+"""
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb to build fake packages")
+def test_fetch_debs_private_sources_and_unpack(tmp_path):
+    """With a fake apt: sources derived from the machine's (components extended, hosts kept), apt told to
+    use only the private dirs, packages unpacked with dpkg -x and stamped; a second call runs no apt."""
+    etc = tmp_path / "etc"
+    (etc / "sources.list.d").mkdir(parents=True)
+    (etc / "sources.list").write_text("deb [arch=amd64] http://mirror.example/debian bookworm main\n")
+    (etc / "sources.list.d" / "a.sources").write_text(
+        "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm\nComponents: main non-free\n")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name, text in (("apt-config", _FAKE_APT_CONFIG), ("apt-get", _FAKE_APT_GET),
+                       ("apt-cache", "#!/usr/bin/env bash\nexit 0\n")):
+        (bindir / name).write_text(text)
+        (bindir / name).chmod(0o755)
+    log = tmp_path / "apt.log"
+    env = {"PATH": f"{bindir}:{os.environ['PATH']}", "FAKE_ETC": str(etc), "FAKE_LOG": str(log)}
+    apt_dir, out = tmp_path / "apt", tmp_path / "x"
+    cmd = ["bash", "local/fetch_debs.sh", "--apt-dir", str(apt_dir), "--deb-dir", str(tmp_path / "debs"),
+           str(out), "pkg-one", "pkg-two"]
+    run_script(cmd, env=env)
+    assert (out / "usr/share/fake/pkg-one").read_text().strip() == "pkg-one"
+    assert (out / ".fetched" / "pkg-two").is_file() and not list((tmp_path / "debs").glob("*.deb"))
+    os_release = Path("/etc/os-release")
+    ubuntu = os_release.is_file() and "ubuntu" in os_release.read_text(errors="replace").lower()
+    extra = ["multiverse", "universe"] if ubuntu else ["contrib", "non-free"]
+    one_line = (apt_dir / "sources.list").read_text()
+    assert "http://mirror.example/debian bookworm main" in one_line
+    assert all(c in one_line.split() for c in extra)
+    deb822 = (apt_dir / "sources.list.d" / "a.sources").read_text()
+    comps = next(line for line in deb822.splitlines() if line.startswith("Components:")).split()[1:]
+    assert set(comps) == {"main", "non-free", *extra} and "URIs: http://mirror.example/debian" in deb822
+    calls = log.read_text()
+    assert f"Dir::Etc::sourceparts={apt_dir}/sources.list.d" in calls
+    assert f"Dir::State::Lists={apt_dir}/lists" in calls and f"Dir::Cache={apt_dir}/cache" in calls
+    assert "update" in calls and "download pkg-one pkg-two" in calls
+    n_calls = len(calls.splitlines())
+    run_script(cmd, env=env)                          # cached: no apt call at all
+    assert len(log.read_text().splitlines()) == n_calls
