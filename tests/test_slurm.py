@@ -234,6 +234,7 @@ def _train_lists(tmp_path: Path, **train) -> tuple[Path, Path]:
 
 
 @pytest.mark.slurm
+@pytest.mark.slow
 def test_two_torchrun_agents_under_srun_rendezvous_and_keep_ranks_identical(tmp_path, slurm):
     # Two Slurm tasks (on a real cluster: two nodes) each start one torchrun agent; they meet in the
     # c10d rendezvous on the job's first node and train as ranks 0 and 1 (gloo, CPU).
@@ -256,6 +257,7 @@ def test_two_torchrun_agents_under_srun_rendezvous_and_keep_ranks_identical(tmp_
 
 
 @pytest.mark.slurm
+@pytest.mark.slow
 def test_train_sh_cmd_slurm_trains_with_two_ranks_and_resumes_done(tmp_path, slurm, repo):
     from dmha.checkpoint import load_checkpoint
 
@@ -273,3 +275,87 @@ def test_train_sh_cmd_slurm_trains_with_two_ranks_and_resumes_done(tmp_path, slu
     again = run_script(cmd, env={"OMP_NUM_THREADS": "1"}, check=False, timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "already finished" in (exp / "train.log").read_text()
+
+
+# ---------------------------------------------------------------- stages through Slurm
+
+def _scp_arrays(scp: Path) -> dict:
+    import kaldiio
+    import numpy as np
+
+    return {k: np.array(v) for k, v in kaldiio.load_scp(str(scp)).items()}
+
+
+def _assert_same_tables(a: Path, b: Path) -> None:
+    import numpy as np
+
+    ta, tb = _scp_arrays(a), _scp_arrays(b)
+    assert sorted(ta) == sorted(tb) and ta
+    for k in ta:
+        assert ta[k].dtype == tb[k].dtype and np.array_equal(ta[k], tb[k]), k
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_make_fbank_through_slurm_equals_local(tmp_path, slurm):
+    from extract_fixtures import make_wav_data_dir
+
+    src = make_wav_data_dir(tmp_path / "src", n_spk=2, n_utt=2, lengths=(0.3, 0.8))
+    dirs = {}
+    for backend in ("local", "slurm"):
+        d = tmp_path / backend / "d"
+        d.mkdir(parents=True)
+        for f in ("wav.scp", "utt2spk", "spk2utt"):
+            (d / f).write_text((src / f).read_text())
+        run_script(["steps/make_fbank.sh", "--nj", "2", "--cmd", backend, str(d)], timeout=300)
+        dirs[backend] = d
+    _assert_same_tables(dirs["local"] / "feats.scp", dirs["slurm"] / "feats.scp")
+    assert (dirs["local"] / "utt2num_frames").read_text() == (dirs["slurm"] / "utt2num_frames").read_text()
+    for i in (1, 2):  # per-job logs where the local backend writes them, and Slurm's task files beside
+        log = (dirs["slurm"] / "log" / f"make_fbank_d.{i}.log").read_text().splitlines()
+        assert log[1].startswith("# Started at ") and "Slurm" in log[1]
+        assert log[-1].startswith("# Ended (code 0)")
+        assert (dirs["slurm"] / "log" / "q" / f"make_fbank_d.{i}.status").read_text().strip() == "0"
+
+
+@pytest.fixture
+def tiny_exp_and_feats(tmp_path):
+    import torch
+    from extract_fixtures import make_feats_data_dir, make_tiny_exp
+
+    torch.set_num_threads(1)
+    return make_tiny_exp(tmp_path / "exp"), make_feats_data_dir(tmp_path / "data", [37, 120, 64, 18, 97, 155])
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_extract_embeddings_through_slurm_equals_local(tmp_path, slurm, tiny_exp_and_feats):
+    exp, data = tiny_exp_and_feats
+    for backend in ("local", "slurm"):
+        run_script(["steps/extract_embeddings.sh", "--nj", "2", "--cmd", backend, "--device", "cpu", str(exp),
+                    str(data), str(tmp_path / f"emb_{backend}")], timeout=300)
+    for name in ("xvector.scp", "spk_xvector.scp"):
+        _assert_same_tables(tmp_path / "emb_local" / name, tmp_path / "emb_slurm" / name)
+    assert (tmp_path / "emb_slurm" / "log" / "q" / "extract.2.status").is_file()
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_a_failing_slurm_job_fails_the_stage_naming_its_log(tmp_path, slurm, tiny_exp_and_feats):
+    import re
+
+    exp, data = tiny_exp_and_feats
+    lines = (data / "feats.scp").read_text().splitlines()
+    bad_utt = lines[4].split()[0]  # in the second job of two (per-utterance split)
+    lines[4] = f"{bad_utt} {tmp_path}/missing.ark:12"
+    (data / "feats.scp").write_text("\n".join(lines) + "\n")
+    emb = tmp_path / "emb"
+    out = run_script(["steps/extract_embeddings.sh", "--nj", "2", "--cmd", "slurm", "--device", "cpu",
+                      str(exp), str(data), str(emb)], check=False, timeout=300)
+    assert out.returncode != 0
+    m = re.search(r"1 of 2 jobs failed: job 2 \(exit \d+\): see (\S+)", out.stderr)
+    assert m, out.stderr[-2000:]
+    assert m.group(1) == f"{emb}/log/extract.2.log"
+    log = Path(m.group(1)).read_text()
+    assert bad_utt in log and log.splitlines()[-1].startswith("# Ended (code ")
+    assert not (emb / "xvector.scp").exists()
