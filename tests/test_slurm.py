@@ -114,6 +114,13 @@ def _squeue(job_id: str) -> str:
 
 
 @pytest.mark.slurm
+def test_start_script_is_idempotent_and_fast_when_slurm_is_up(slurm):
+    t0 = time.monotonic()
+    proc = run_script(["bash", "tests/slurm/start_slurm.sh"], timeout=60)
+    assert "already up" in proc.stderr and time.monotonic() - t0 < 10
+
+
+@pytest.mark.slurm
 def test_array_runs_every_job_with_the_local_log_format(tmp_path, slurm):
     proc = run_script([LAUNCH, "--backend", "slurm", "--num-threads", "2", "JOB=1:3",
                        f"{tmp_path}/log/t.JOB.log",
@@ -183,6 +190,27 @@ def test_sbatch_refusal_is_one_clear_error(tmp_path, slurm):
     assert proc.returncode == 1
     assert "sbatch refused" in proc.stderr and "--partition=no_such_partition" in proc.stderr
     assert str(slurm) in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slurm
+def test_a_long_pending_array_is_reported_and_cancelled(tmp_path, slurm, capsys):
+    from dmha.launch.slurm import SlurmBackend
+
+    backend = SlurmBackend(resources=Resources(sbatch_args=("--begin=now+1hour",)))
+    backend.submit(make_jobs(parse_job_spec("JOB=1:2"), f"{tmp_path}/p.JOB.log", ["true"]))
+    try:
+        want = f"Slurm job {backend.job_id} is still pending (reason: BeginTime)"
+        err, deadline = "", time.monotonic() + 30
+        while want not in err and time.monotonic() < deadline:  # the reason is set by the scheduler
+            backend._next_note = 0.0  # as if PENDING_NOTE_S had passed
+            assert backend._in_queue() == (True, None)
+            err += capsys.readouterr().err
+            time.sleep(0.5)
+        assert want in err
+    finally:
+        backend.cancel()
+    assert _squeue(backend.job_id).strip() == ""
+    assert not (tmp_path / "p.1.log").exists()  # never ran
 
 
 def _alive(pid: int) -> bool:

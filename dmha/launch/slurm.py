@@ -43,6 +43,8 @@ STATUS_GRACE_S = 10.0
 QUERY_FAIL_LIMIT_S = 600.0
 #: After scancel, how long to wait for the array to leave the queue.
 CANCEL_WAIT_S = 60.0
+#: When nothing of the array runs, say why (squeue's reason) after this long, and again this often.
+PENDING_NOTE_S = 300.0
 
 _TASK_RE = re.compile(r"\bArrayTaskId=(\d+)\b")
 _STATE_RE = re.compile(r"\bJobState=(\S+)")
@@ -119,6 +121,7 @@ class SlurmBackend(Backend):
         super().__init__(max_parallel, resources)
         self.config = load_slurm_config(self.resources.slurm_config)
         self.job_id: str | None = None
+        self._next_note = 0.0
         self._jobs: list[Job] = []
         self._qdir = Path()
         self._name = ""
@@ -159,6 +162,7 @@ class SlurmBackend(Backend):
         codes: dict[int, int] = {}
         next_query = time.monotonic() + min(self.config.poll_interval, 2.0)
         failing_since: float | None = None
+        self._next_note = time.monotonic() + PENDING_NOTE_S
         while True:
             codes.update(self._read_statuses(codes))
             if len(codes) == len(self._jobs):
@@ -219,13 +223,26 @@ class SlurmBackend(Backend):
 
     def _in_queue(self) -> tuple[bool, str | None]:
         """(whether any task is still pending/running, error text if squeue failed)."""
-        proc = _run(["squeue", "--noheader", f"--jobs={self.job_id}", "--format=%i"])
+        proc = _run(["squeue", "--noheader", f"--jobs={self.job_id}", "--format=%T|%r"])
         if proc.returncode != 0:
             err = proc.stderr.strip()
             if "Invalid job id" in err:  # already purged from slurmctld's memory: finished
                 return False, None
             return True, err or f"squeue exit {proc.returncode}"
-        return bool(proc.stdout.strip()), None
+        rows = [line.split("|", 1) for line in proc.stdout.splitlines() if line.strip()]
+        self._note_pending(rows)
+        return bool(rows), None
+
+    def _note_pending(self, rows: list[list[str]]) -> None:
+        """Nothing of the array runs for a long time (wrong partition, limits, busy cluster): say why."""
+        if not rows or any(r[0] != "PENDING" for r in rows):
+            self._next_note = time.monotonic() + PENDING_NOTE_S
+            return
+        if time.monotonic() >= self._next_note:
+            self._next_note = time.monotonic() + PENDING_NOTE_S
+            reasons = sorted({r[1] for r in rows if len(r) > 1})
+            print(f"launch: Slurm job {self.job_id} is still pending (reason: {', '.join(reasons)}); "
+                  f"check with squeue -j {self.job_id} or cancel with Ctrl-C", file=sys.stderr, flush=True)
 
     def _task_info(self) -> dict[int, tuple[str, int, bool]]:
         """{task: (state text, exit code, ended normally)} from ``scontrol show job`` (slurmctld keeps
