@@ -44,7 +44,7 @@ def _cmd(res: Resources, cfg: SlurmConfig, max_parallel=None, spec="JOB=2:5") ->
 
 def test_sbatch_command_maps_resources_and_site_config():
     cfg = SlurmConfig(partition="cpu", gpu_partition="gpu", time="1:00:00", mem="2G", max_parallel=8,
-                      sbatch_args=("--account=a",), gpu_sbatch_args=("--cpus-per-gpu=4",))
+                      sbatch_args=("--account=a",), gpu_sbatch_args=("--constraint=a100",))
     cpu = _cmd(Resources(num_threads=3), cfg)
     assert cpu[0] == "sbatch" and cpu[-1] == "/l/q/x.sh"
     assert {"--array=2-5%8", "--partition=cpu", "--time=1:00:00", "--mem=2G", "--cpus-per-task=3",
@@ -53,7 +53,7 @@ def test_sbatch_command_maps_resources_and_site_config():
     # launch options override the site defaults; GPUs switch partition and add the GPU options
     gpu = _cmd(Resources(gpu=2, nodes=3, time="5:00", mem="8G", sbatch_args=("--qos=q",)), cfg,
                max_parallel=2)
-    assert {"--array=2-5%2", "--partition=gpu", "--gres=gpu:2", "--cpus-per-gpu=4", "--time=5:00",
+    assert {"--array=2-5%2", "--partition=gpu", "--gres=gpu:2", "--constraint=a100", "--time=5:00",
             "--mem=8G", "--nodes=3", "--ntasks-per-node=1", "--qos=q", "--account=a"} <= set(gpu)
     assert "--partition=cpu" not in gpu and "--time=1:00:00" not in gpu
     # no site config: nothing site-specific, no throttle
@@ -90,6 +90,11 @@ def test_config_lookup_order_and_errors(tmp_path, monkeypatch):
         load_slurm_config(str(tmp_path / "missing.yaml"))
     with pytest.raises(UserError, match="--mem"):
         Resources(mem="4 GB")
+
+
+def test_example_config_is_valid():
+    cfg = load_slurm_config(str(REPO / "conf" / "slurm.example.yaml"))
+    assert cfg.partition == "cpu" and cfg.gpu_partition == "gpu" and cfg.max_parallel == 100
 
 
 def test_local_backend_refuses_multi_node(tmp_path):

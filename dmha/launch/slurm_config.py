@@ -4,7 +4,8 @@ Why a file: partitions, accounts, QOS and time limits differ per cluster, while 
 say what a job needs (:class:`dmha.launch.resources.Resources`). The file maps those needs to sbatch
 options. It is found in this order: the ``--slurm-config`` option of utils/launch.sh, the environment
 variable ``DMHA_SLURM_CONFIG``, ``conf/slurm.yaml`` in the current directory (run.sh runs from the repo
-root); without any, Slurm's own defaults apply. Every key is optional::
+root; conf/slurm.example.yaml is a template); without any, Slurm's own defaults apply. Every key is
+optional::
 
     partition: cpu              # --partition for jobs without GPUs (null: the cluster's default)
     gpu_partition: gpu          # --partition for jobs asking for GPUs (null: same as partition)
@@ -13,7 +14,7 @@ root); without any, Slurm's own defaults apply. Every key is optional::
     mem: 8G                     # --mem (per node) unless launch.sh --mem is given
     max_parallel: 50            # array throttle (%N) unless launch.sh --max-parallel is given
     sbatch_args: ["--account=myproj", "--qos=normal"]   # added to every submission
-    gpu_sbatch_args: ["--cpus-per-gpu=8"]              # added to GPU submissions only
+    gpu_sbatch_args: ["--constraint=a100"]             # added to GPU submissions only
     poll_interval: 10           # seconds between squeue calls while waiting (>= 0.5)
 """
 
