@@ -11,7 +11,8 @@ Single-threaded ("per core": torch and the BLAS limited to 1 thread). Rows, all 
   interpreter start and imports.
 
 x real time = seconds of audio per second of one core; ratio = row's x real time / librosa's. Each time
-is the best of --repeats runs (the machine is shared; best-of is the least noisy estimate).
+is the best of --repeats runs, the pipelines taking turns (on a shared machine best-of is the least
+noisy estimate, and taking turns exposes every pipeline to the same load).
 
     python bench/bench_features.py                       # 60 utterances of 8 s (8 min of audio)
     python bench/bench_features.py --utts 100 --seconds 4 --repeats 5 --cli
@@ -69,12 +70,14 @@ def make_audio(d: Path, n: int, seconds: float) -> tuple[list[Path], list[np.nda
     return paths, waves
 
 
-def best_of(repeats: int, fn) -> float:
-    best = float("inf")
+def best_of_interleaved(repeats: int, fns: list) -> list[float]:
+    """Best time of each function; the functions take turns so load changes hit all of them alike."""
+    best = [float("inf")] * len(fns)
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
+        for i, fn in enumerate(fns):
+            t = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t)
     return best
 
 
@@ -107,13 +110,9 @@ def main() -> None:
             for w in waves:
                 librosa_compute(w)
 
-        end_to_end()  # warm-up: caches, page cache, lazy imports
-        ref_compute()
-        rows = [
-            ("dmha end to end (read wav, compute, write ark)", best_of(a.repeats, end_to_end)),
-            ("dmha compute only", best_of(a.repeats, ours_compute)),
-            ("librosa compute only (reference)", best_of(a.repeats, ref_compute)),
-        ]
+        names = ["dmha end to end (read wav, compute, write ark)", "dmha compute only",
+                 "librosa compute only (reference)"]
+        fns = [end_to_end, ours_compute, ref_compute]
         if a.cli:
             (tmp / "wav.scp").write_text("".join(f"u{i:04d} {p}\n" for i, p in enumerate(paths)))
             cmd = [sys.executable, "-m", "dmha.bin.compute_fbank", "--bad-utts", f"{tmp}/bad", "--notes",
@@ -124,8 +123,11 @@ def main() -> None:
                 (tmp / "cli.scp").unlink(missing_ok=True)  # else the job is complete and skips
                 subprocess.run(cmd, check=True, capture_output=True)
 
-            name = "compute_fbank job as a process (incl. python + torch start)"
-            rows.insert(1, (name, best_of(a.repeats, cli)))
+            names.insert(1, "compute_fbank job as a process (incl. python + torch start)")
+            fns.insert(1, cli)
+        for fn in fns:  # warm-up: caches, page cache, lazy imports
+            fn()
+        rows = list(zip(names, best_of_interleaved(a.repeats, fns)))
 
     ref_xrt = audio_s / rows[-1][1]
     print(f"{a.utts} utterances, {audio_s:.1f} s of 16 kHz audio, 1 thread, best of {a.repeats} "

@@ -84,8 +84,12 @@ def hamming_periodic(n: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=16)
 def _cached_tensors(cfg: FbankConfig, device: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Window ``(win_length,)`` and transposed mel matrix ``(n_bins, n_mels)`` as float32 on ``device``."""
-    window = torch.tensor(hamming_periodic(cfg.win_length), dtype=torch.float32, device=device)
+    """Window ``(win_length,)`` and transposed mel matrix ``(n_bins, n_mels)`` as float32 on ``device``.
+
+    The window carries the int16 scaling (x 32768 = 2^15): scaling by a power of two commutes exactly
+    with pre-emphasis and framing in floating point, and saves a pass over the signal.
+    """
+    window = torch.tensor(hamming_periodic(cfg.win_length) * 32768.0, dtype=torch.float32, device=device)
     mel_t = torch.tensor(mel_filterbank(cfg).T.copy(), dtype=torch.float32, device=device)
     return window, mel_t
 
@@ -116,8 +120,8 @@ def compute_fbank(wave: ArrayLike, cfg: FbankConfig | None = None, *,
         raise UserError(f"audio of {n} samples is shorter than one frame ({cfg.n_fft} samples)")
     window, mel_t = _cached_tensors(cfg, str(x.device))
 
-    # int16 range, then pre-emphasis with the first sample scaled by (1 - coef), as the reference does.
-    x = x * 32768.0
+    # Pre-emphasis with the first sample scaled by (1 - coef), as the reference does; the int16 scaling
+    # (x 32768) is folded into the window.
     c = cfg.preemphasis
     y = torch.empty_like(x)
     y[..., 0] = x[..., 0] * (1.0 - c)
