@@ -135,6 +135,9 @@ def prepare(data: PathLike, arkdir: PathLike, cfg: FbankConfig, nj: int, force: 
     for f in ("wav.scp", "utt2spk"):
         if not (data / f).is_file():
             raise UserError(f"{data}/{f} not found; run stage 0 (data preparation) first")
+    if (data / "segments").is_file():
+        raise UserError(f"{data}/segments: segmented recordings are not supported; write one wav.scp entry "
+                        "per utterance (e.g. a 'sox <wav> -t wav - trim <start> <dur> |' pipe)")
     if not force:
         why = check_complete(data, cfg)
         if why is None:

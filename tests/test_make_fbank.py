@@ -14,8 +14,9 @@ import torch
 from conftest import run_script
 
 from dmha.audio import load_audio
+from dmha.errors import UserError
 from dmha.fbank_config import FbankConfig
-from dmha.fbank_stage import check_complete
+from dmha.fbank_stage import check_complete, prepare
 from dmha.features import compute_fbank
 from dmha.fileio import read_kv
 
@@ -204,3 +205,12 @@ def test_feature_config_is_recorded_and_change_recomputes(tmp_path):
     assert check_complete(d, cfg40) is None
     shutil.rmtree(d / "data")
     assert "missing" in check_complete(d, cfg40)
+
+
+def test_segments_file_is_refused_clearly(tmp_path):
+    d = tmp_path / "seg"
+    write_data_dir(d, {"s-a": "/nonexistent.wav"})
+    (d / "segments").write_text("s-a rec 0.0 1.0\n")
+    with pytest.raises(UserError, match="segments"):
+        prepare(d, d / "data", FbankConfig(), nj=1, force=False)
+    assert not (d / "data").exists()
