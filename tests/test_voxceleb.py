@@ -274,3 +274,40 @@ def test_summary_prints_paper_figures_from_exp_config(tmp_path):
     assert "paper EER (%)" in out
     assert rows["vox1_O"][2] == "4.50" and rows["vox1_O"][-2:] == ["3.23", "0.0028"]
     assert rows["vox1_E_clean"][-2:] == ["-", "-"]      # no paper figure for that list
+
+
+# ------------------------------------------------------------------------------ stages 1-5 (toy)
+
+TOY_YAML = """\
+model: {channels: [4, 8, 8, 16], pooling: dmha, heads: 4, embed_dim: 32}
+loss: {type: amsoftmax, scale: 30, margin: 0.4}
+train: {crop_frames: 50, min_frames: 20, batch_size: 8, grad_accum: 1, lr: 1.0e-3, max_epochs: 1,
+        ckpt_every_steps: 10, log_every_steps: 1, num_threads: 1}
+"""
+
+
+@needs_ffmpeg
+@pytest.mark.slow
+def test_run_sh_voxceleb_stages_1_to_5_toy(fake, stage0):
+    """The fake tree through features (m4a via the ffmpeg pipe), lists, 1 epoch, extraction, scoring."""
+    data, _ = stage0
+    work = data.parent
+    (work / "toy.yaml").write_text(TOY_YAML)
+    proc = run_script(["bash", "run.sh", "--corpus", "voxceleb", "--stage", "1", "--config", "toy.yaml",
+                       "--nj", "1", "--device", "cpu"], cwd=work,
+                      env={"DMHA_VENV": str(REPO / ".venv"), "VOX_TEST_SETS": "vox1_O vox1_H"})  # E: as H
+    # every m4a utterance reached the features through its ffmpeg pipe
+    train = read_kv(data / "vox2_train" / "utt2spk")
+    assert read_kv(data / "vox2_train" / "feats.scp").keys() == train.keys()
+    assert not (data / "vox2_train" / "bad_utts").exists()
+    exp = work / "exp" / "voxceleb_toy"
+    assert len(read_kv(exp / "spk2int")) == len(set(train.values()))
+    for s in ("vox1_O", "vox1_H"):
+        tr = read_trials(data / s / "trials")
+        lines = (exp / "scores" / f"{s}.score").read_text().splitlines()
+        assert [ln.split()[:2] for ln in lines] == [[e, t] for e, t in zip(tr.enroll, tr.test)]
+        assert f"| {s} | none |" in proc.stdout
+    tsv = (exp / "results.tsv").read_text().splitlines()
+    n = {ln.split("\t")[0]: int(ln.split("\t")[5]) for ln in tsv[1:]}
+    assert n == {"vox1_O": len(fake.lists["veri_test2.txt"]) - 1,          # the missing trial left out
+                 "vox1_H": len(fake.lists["list_test_hard.txt"])}
