@@ -231,6 +231,6 @@ def combine(data: PathLike, arkdir: PathLike, cfg: FbankConfig, nj: int, max_bad
             kind = "mixed down to mono" if "mono" in note else "resampled" if "resampled" in note else note
             kinds[kind] = kinds.get(kind, 0) + 1
     for kind, n in sorted(kinds.items()):
-        summary.append(f"{n} utterances {kind} (see the job logs in the log dir)")
+        summary.append(f"{n} utterances {kind} (listed in {arkdir}/raw_fbank_{name}.*.notes)")
     return summary
 
