@@ -31,7 +31,7 @@ def slurm_unavailable_reason() -> str | None:
         err = (proc.stderr.strip().splitlines() or ["no message"])[-1]
         return f"no Slurm controller reachable (sinfo: {err}); {START_HINT}"
     states = proc.stdout.split()
-    if not any(s.startswith(("idle", "mix", "alloc", "comp")) for s in states):
+    if not any(s.startswith(("idle", "mix", "alloc", "comp")) and not s.endswith("*") for s in states):
         return f"no Slurm node can run jobs (node states: {' '.join(states) or 'none'}); {START_HINT}"
     return None
 

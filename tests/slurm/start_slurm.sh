@@ -27,7 +27,14 @@ say() { echo "start_slurm.sh: $*" >&2; }
 slurm_up() {  # the node answers and can run jobs
   local state
   state=$(timeout 10 sinfo -h -o %t 2>/dev/null | head -n1) || return 1
-  case "$state" in idle*|mix*|alloc*|comp*) return 0 ;; *) return 1 ;; esac
+  case "$state" in *'*') return 1 ;; idle*|mix*|alloc*|comp*) return 0 ;; *) return 1 ;; esac  # '*': no answer
+}
+
+pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+own_daemons_ok() {  # with our slurm.conf, our slurmctld and slurmd must be running (sinfo alone lags)
+  grep -qF "$marker" "$conf" 2>/dev/null || return 0
+  pid_alive /run/dmha-slurmctld.pid && pid_alive /run/dmha-slurmd.pid
 }
 
 stop_pidfile() {
@@ -54,7 +61,7 @@ case "${1:-}" in
   *) printf '%s\n' "$help_message" >&2; exit 1 ;;
 esac
 
-if command -v sinfo >/dev/null 2>&1 && slurm_up; then
+if command -v sinfo >/dev/null 2>&1 && slurm_up && own_daemons_ok; then
   say "Slurm is already up ($(sinfo -h -o '%N %t' | head -n1))"
   exit 0
 fi
