@@ -8,9 +8,10 @@
 # Also prepared when their list files exist (add them with VOX_TEST_SETS): vox1_O_orig (veri_test.txt),
 # vox1_E_clean (list_test_all2.txt), vox1_H_clean (list_test_hard2.txt).
 #
-# Environment knobs (run.sh has no options for them):
+# Knobs (environment; run.sh has no options for them):
 #   VOX_PREP_OPTS  extra options for local/prepare_voxceleb.sh, e.g.
-#                  "--m4a-mode convert --val-speakers 100 --max-missing-pct 0"
+#                  "--m4a-mode convert --val-speakers 100 --max-missing-pct 0" (a run.sh option
+#                  --vox-opts, if run.sh defines vox_opts, is used the same way)
 #   VOX_TEST_SETS  test sets to extract and score (default "vox1_O vox1_E vox1_H")
 train_set=vox2_train
 val_set=vox2_val
@@ -28,8 +29,8 @@ prepare_corpus() {
   fi
   local opts=(--vox1 "$vox1" --vox2 "$vox2" --nj "$nj" --seed "$seed")
   [ -n "${trials_dir:-}" ] && opts+=(--trials-dir "$trials_dir")
-  # shellcheck disable=SC2086  # VOX_PREP_OPTS is a list of options
-  local/prepare_voxceleb.sh "${opts[@]}" ${VOX_PREP_OPTS:-} data
+  # shellcheck disable=SC2086  # lists of options
+  local/prepare_voxceleb.sh "${opts[@]}" ${vox_opts:-} ${VOX_PREP_OPTS:-} data
   local set
   for set in $test_sets; do
     [ -f "data/$set/trials" ] || { echo "run.sh: test set $set was not prepared (no data/$set/trials): is its official list in ${trials_dir:-$vox1}?" >&2; return 1; }
