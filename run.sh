@@ -22,6 +22,7 @@ nproc=1              # training processes on this node (torchrun); on GPUs: one 
 ngpu=0               # alias of --nproc for GPU servers (0: use --nproc)
 nodes=1              # training nodes (torchrun rendezvous; see README "Scaling out")
 seed=0               # corpus seed (mini) — the training seed lives in the YAML config
+mini_opts=           # extra options of local/make_mini_corpus.sh (--corpus mini), e.g. toy runs
 score_norm=none      # none, snorm or asnorm (cohort: per-speaker means of the training set)
 # VoxCeleb (stage 0 with --corpus voxceleb)
 vox1=
@@ -43,6 +44,8 @@ Options:
   --ngpu N           GPUs per node for training (implies --nproc N)
   --nodes N          training nodes (default $nodes)
   --seed N           mini corpus seed (default $seed)
+  --mini-opts \"..\"   extra options of local/make_mini_corpus.sh, e.g. \"--voices us1,us2,de1,fr1,de2,fr2
+                     --utts-per-spk 6 --n-test 2 --n-val 2\" (a toy corpus; see its --help)
   --score-norm X     none | snorm | asnorm (default $score_norm)
   --vox1 DIR --vox2 DIR [--trials-dir DIR]   VoxCeleb locations (--corpus voxceleb)
 Examples:

@@ -20,7 +20,7 @@ help_message="Usage: $0 [options] <exp-dir> <data-dir> <emb-dir>
   Embeds every utterance of <data-dir>/feats.scp (stage 1 features) with the best model of <exp-dir>
   (<exp-dir>/best.pt; feature and model settings from <exp-dir>/config.yaml), in length-sorted, padded,
   masked batches (results do not depend on the batch size), and writes to <emb-dir>:
-    xvector.ark/scp      utterance embeddings (read with kaldiio.load_scp)
+    xvector.ark/scp      utterance embeddings (read with kaldiio.load_scp; absolute ark paths)
     spk_xvector.ark/scp  per-speaker mean of the L2-normalised utterance embeddings
     num_utts.ark         utterances per speaker (text)
     log/extract.JOB.log  per-job logs (progress, settings)

@@ -78,6 +78,7 @@ def test_script_outputs_batched_equals_batch1_and_means(setup):
     assert sorted(ea) == sorted(utts) and sorted(eb) == sorted(utts)
     scp_keys = [line.split()[0] for line in (a / "xvector.scp").read_text().splitlines()]
     assert scp_keys == sorted(utts, key=str.encode)  # C-sorted
+    assert all(Path(line.split()[1]).is_absolute() for line in (a / "xvector.scp").read_text().splitlines())
     for u in utts:
         assert ea[u].shape == (400,) and ea[u].dtype == np.float32 and np.isfinite(ea[u]).all()
         assert cosine_rows(ea[u], eb[u]) >= 0.9999, u

@@ -204,10 +204,14 @@ def run_job(args: argparse.Namespace) -> None:
 
 
 def _write_table(table: dict[str, np.ndarray], ark: Path, scp: Path) -> None:
-    """kaldiio ark + scp in C-sorted key order; the scp (the index readers use) is renamed into place last."""
+    """kaldiio ark + scp in C-sorted key order; the scp (the index readers use) is renamed into place last.
+
+    The scp holds the ark's absolute path (as stage 1's feats.scp does), so it reads from any directory.
+    """
     import kaldiio
 
     scp.parent.mkdir(parents=True, exist_ok=True)
+    ark = ark.resolve()
     tmp_scp = scp.with_name(f".{scp.name}.{os.getpid()}.tmp")
     try:
         with kaldiio.WriteHelper(f"ark,scp:{ark},{tmp_scp}") as writer:

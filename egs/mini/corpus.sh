@@ -7,5 +7,6 @@ test_sets="mini_test real_test"
 default_config=egs/mini/conf/dmha.yaml
 
 prepare_corpus() {
-  local/make_mini_corpus.sh --seed "$seed" --nj "$nj" data
+  # shellcheck disable=SC2086  # --mini-opts of run.sh: several options, split on purpose
+  local/make_mini_corpus.sh --seed "$seed" --nj "$nj" ${mini_opts:-} data
 }
