@@ -79,7 +79,8 @@ def prepare_vox2(vox2: PathLike, data: Path, *, m4a_mode: str = "pipe", convert_
     train_spk, val_spk = vc.split_val_speakers((r.spk for r in recs), val_speakers, seed)
     dd = _data_dir(recs, wav)
     train_set = set(train_spk)
-    _write(dd, data / TRAIN_SET, [r.utt for r in recs if r.spk in train_set])
+    train_utts = [r.utt for r in recs if r.spk in train_set]
+    _write(dd, data / TRAIN_SET, train_utts)
     val_recs = vc.pick_val_utts(recs, val_spk, val_utts_per_spk, seed)
     _write(dd, data / VAL_SET, [r.utt for r in val_recs])
     trials = make_trials({r.utt: r.spk for r in val_recs}, nontarget_ratio=1.0, max_trials=val_trials,
@@ -87,7 +88,7 @@ def prepare_vox2(vox2: PathLike, data: Path, *, m4a_mode: str = "pipe", convert_
     write_trials(data / VAL_SET / "trials", trials)
     write_kv(data / VAL_SET / "speakers_held_out", [(s, "held out of vox2_train") for s in val_spk])
     log.info("%s: %d utterances of %d speakers; %s: %d utterances of %d held-out speakers, %d trials",
-             TRAIN_SET, len(recs) - sum(r.spk in set(val_spk) for r in recs), len(train_spk), VAL_SET,
+             TRAIN_SET, len(train_utts), len(train_spk), VAL_SET,
              len(val_recs), len(val_spk), len(trials))
     for name in (TRAIN_SET, VAL_SET):
         _validate(data / name)
