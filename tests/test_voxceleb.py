@@ -209,6 +209,18 @@ PAPER_ROWS = {  # config -> (pooling, K, pooled dim) of SPEC §5
 }
 
 
+#: SPEC §5 as printed: EER % / DCF(0.01) for O, E, H (the paper's DCF is unnormalised: x100 = ours).
+PAPER_TABLE = {
+    "attention": ((3.42, .0031), (3.42, .0029), (4.89, .0038)),
+    "mha_k8": ((3.36, .0029), (3.44, .0029), (5.04, .0040)),
+    "mha_k16": ((3.43, .0032), (3.40, .0029), (4.90, .0040)),
+    "mha_k32": ((3.64, .0032), (3.68, .0031), (5.35, .0042)),
+    "dmha_k8": ((3.27, .0028), (3.23, .0028), (4.69, .0037)),
+    "dmha_k16": ((3.19, .0027), (3.22, .0027), (4.67, .0038)),
+    "dmha_k32": ((3.23, .0028), (3.18, .0026), (4.61, .0036)),
+}
+
+
 def expected_params(pooling: str, heads: int, pooled: int, classes: int = 5994) -> dict[str, int]:
     """Parameter counts of the paper model written out from its definition (SPEC §2)."""
     widths, cnn, cin = [128, 256, 512, 1024], 0, 1
@@ -240,6 +252,8 @@ def test_paper_configs_one_per_row_with_paper_sizes():
                      float(t["weight_decay"]), t["lr_patience"], t["stop_patience"], t["max_epochs"])
         assert got_train == (350, 128, 2, 1e-4, 1e-3, 15, 25, 100)
         assert (cfg["loss"]["type"], cfg["loss"]["scale"], cfg["loss"]["margin"]) == ("amsoftmax", 30, 0.4)
+        for s, (eer, dcf) in zip(("vox1_O", "vox1_E", "vox1_H"), PAPER_TABLE[name]):
+            assert cfg["paper"][s] == pytest.approx({"eer": eer, "mindcf_0.01": 100 * dcf})
         assert set(cfg["paper"]) == {"vox1_O", "vox1_E", "vox1_H"}
         model = build_model(cfg["model"], 5994)
         loss = build_loss(cfg["loss"], model.embed_dim, 5994)
@@ -272,7 +286,7 @@ def test_summary_prints_paper_figures_from_exp_config(tmp_path):
     rows = {ln.split("|")[1].strip(): [c.strip() for c in ln.split("|")[1:-1]] for ln in out.splitlines()
             if ln.startswith("| vox1")}
     assert "paper EER (%)" in out
-    assert rows["vox1_O"][2] == "4.50" and rows["vox1_O"][-2:] == ["3.23", "0.0028"]
+    assert rows["vox1_O"][2] == "4.50" and rows["vox1_O"][-2:] == ["3.23", "0.2800"]
     assert rows["vox1_E_clean"][-2:] == ["-", "-"]      # no paper figure for that list
 
 
