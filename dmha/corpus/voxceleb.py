@@ -237,20 +237,20 @@ def convert_to_wav(recs: Sequence[Recording], out_root: PathLike, *, nj: int = 4
     recordings pointing at the wav files, and ``(utt, reason)`` for each file ffmpeg could not convert.
     """
     require_ffmpeg()
-    from tqdm import tqdm
-
     out_root = Path(out_root)
     dests = [out_root / relpath_of(r.utt) for r in recs]
     ok: list[Recording] = []
     failed: list[tuple[str, str]] = []
+    step = max(1, len(recs) // 20)  # a log line every 5%: readable in a log file, unlike a progress bar
     with ThreadPoolExecutor(max_workers=max(1, nj)) as pool:
         results = pool.map(lambda rd: _convert_one(rd[0].path, rd[1], sample_rate), zip(recs, dests))
-        for rec, dest, err in zip(recs, dests, tqdm(results, total=len(recs), desc="m4a -> wav",
-                                                    mininterval=10, disable=None)):
+        for i, (rec, dest, err) in enumerate(zip(recs, dests, results), 1):
             if err is None:
                 ok.append(Recording(rec.utt, rec.spk, dest))
             else:
                 failed.append((rec.utt, f"{rec.path}: {err}"))
+            if i % step == 0 or i == len(recs):
+                log.info("m4a -> wav: %d of %d files (%d failed)", i, len(recs), len(failed))
     return ok, failed
 
 
