@@ -174,6 +174,22 @@ def test_m4a_convert_mode_matches_pipe(fake, stage0, tmp_path):
 
 
 @needs_ffmpeg
+def test_convert_drops_undecodable_file_with_a_record(fake, tmp_path):
+    vox2 = tmp_path / "voxceleb2"
+    shutil.copytree(fake.vox2, vox2)
+    bad = vox2 / "dev" / "aac" / VOX2_SPK[0] / "x6u-Yqm_x31" / "00003.m4a"
+    bad.write_bytes(b"not an m4a file" * 10)
+    prepare_vox2(vox2, tmp_path / "data", m4a_mode="convert", val_speakers=2, nj=2)
+    utts = set(read_kv(tmp_path / "data" / "vox2_train" / "utt2spk")) | set(
+        read_kv(tmp_path / "data" / "vox2_val" / "utt2spk"))
+    assert len(utts) == 4 * len(VOX2_SPK) and f"{VOX2_SPK[0]}-x6u-Yqm_x31-00003" not in utts
+    failed = read_kv(tmp_path / "data" / "vox2_convert_failed")
+    assert list(failed) == [f"{VOX2_SPK[0]}-x6u-Yqm_x31-00003"]
+    assert "ffmpeg exit" in next(iter(failed.values()))
+    assert not list((tmp_path / "data" / "vox2_dev_wav").rglob("*.tmp"))   # no half-written wav left
+
+
+@needs_ffmpeg
 def test_missing_ffmpeg_is_a_clear_error(fake, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no ffmpeg on PATH
     with pytest.raises(UserError, match="ffmpeg not found on PATH: VoxCeleb2 m4a audio needs it"):
