@@ -67,6 +67,10 @@ config=${config:-$default_config}
 exp_name=${exp_name:-${corpus}_$(basename "$config" .yaml)}
 expdir=exp/$exp_name
 [ "$ngpu" -gt 0 ] && nproc=$ngpu
+# A site's Slurm settings for this corpus (partition, time, GPUs) unless the user named a file.
+if [ -f "egs/$corpus/conf/slurm.yaml" ] && [ -z "${DMHA_SLURM_CONFIG:-}" ]; then
+  export DMHA_SLURM_CONFIG="egs/$corpus/conf/slurm.yaml"
+fi
 
 log_stage() { echo "=== $(date '+%F %T') stage $1: $2"; }
 
@@ -89,7 +93,7 @@ fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   log_stage 3 "training $expdir from $config on $device (nproc=$nproc nodes=$nodes)"
-  steps/train.sh --config "$config" --device "$device" --nproc "$nproc" --nodes "$nodes" --cmd "$cmd" \
+  steps/train.sh --config "$config" --device "$device" --nproc "$nproc" --ngpu "$ngpu" --nodes "$nodes" --cmd "$cmd" \
     "data/$train_set/lists" "$expdir"
 fi
 
