@@ -78,7 +78,11 @@ fi
 mkdir -p "$dir/log" "$dir/jobs"
 "$DMHA_ROOT/utils/split_data.sh" --per-utt "$data" "$nj" >/dev/null
 echo "$0: embedding $n_utts utterances of $data with $exp/best.pt ($nj jobs, device $device); logs in $dir/log"
-"$DMHA_ROOT/utils/launch.sh" --backend "$cmd" "JOB=1:$nj" "$dir/log/extract.JOB.log" \
+# Ask the backend (Slurm) for what each job uses: its CPU threads and, on CUDA, one GPU.
+gpu_opt=()
+case "$device" in cuda*) gpu_opt=(--gpu 1) ;; esac
+"$DMHA_ROOT/utils/launch.sh" --backend "$cmd" --num-threads "$num_threads" "${gpu_opt[@]}" \
+  "JOB=1:$nj" "$dir/log/extract.JOB.log" \
   "${tool[@]}" job --device "$device" --batch-frames "$batch_frames" --batch-size "$batch_size" \
     --max-chunk-frames "$max_chunk_frames" --num-threads "$num_threads" \
     "$exp" "$data/split$nj/JOB" "$dir/jobs/xvector.JOB.ark" "$dir/jobs/xvector.JOB.scp"
