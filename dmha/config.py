@@ -24,6 +24,10 @@ from dmha.errors import UserError
 from dmha.fileio import PathLike, atomic_open
 
 SECTIONS = ("features", "model", "loss", "train")
+#: Optional sections carried verbatim into the resolved config (training ignores them): ``paper:`` holds
+#: the paper's figures for a recipe config (<set>: {eer:, mindcf_0.01:}); dmha.bin.summarize_results
+#: prints them beside ours.
+EXTRA_SECTIONS = ("paper",)
 
 #: Training defaults (SPEC §3, the paper / reference values). ``batch_size`` is the effective batch of
 #: one optimizer step over all processes; it is split into ``grad_accum`` micro-batches per process.
@@ -74,9 +78,10 @@ def load_config(path: PathLike, overrides: Iterable[str] | str | None = None) ->
         raise UserError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(raw, dict):
         raise UserError(f"{path}: expected a mapping with sections {', '.join(SECTIONS)}")
-    unknown = sorted(set(raw) - set(SECTIONS))
+    unknown = sorted(set(raw) - set(SECTIONS) - set(EXTRA_SECTIONS))
     if unknown:
-        raise UserError(f"{path}: unknown top-level section(s) {unknown}; allowed: {', '.join(SECTIONS)}")
+        raise UserError(f"{path}: unknown top-level section(s) {unknown}; "
+                        f"allowed: {', '.join(SECTIONS + EXTRA_SECTIONS)}")
     cfg = {s: (raw.get(s) or {}) for s in SECTIONS}
     for s in SECTIONS:
         if not isinstance(cfg[s], dict):
@@ -104,6 +109,9 @@ def load_config(path: PathLike, overrides: Iterable[str] | str | None = None) ->
         from dmha.losses import DEFAULT_MARGIN
         cfg["loss"]["margin"] = DEFAULT_MARGIN.get(cfg["loss"].get("type"))
     _check_train(cfg["train"], path)
+    for s in EXTRA_SECTIONS:
+        if raw.get(s) is not None:
+            cfg[s] = copy.deepcopy(raw[s])
     return cfg
 
 
@@ -206,6 +214,7 @@ def _check_train(t: dict, path: PathLike) -> None:
 def save_config(cfg: dict, path: PathLike) -> None:
     """Write the resolved config atomically (sections in the canonical order)."""
     ordered = {s: cfg.get(s, {}) for s in SECTIONS}
+    ordered.update({s: cfg[s] for s in EXTRA_SECTIONS if s in cfg})
     with atomic_open(path) as f:
         yaml.safe_dump(ordered, f, sort_keys=False, default_flow_style=None)
 

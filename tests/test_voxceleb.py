@@ -345,3 +345,19 @@ def test_run_sh_voxceleb_stages_1_to_5_toy(fake, stage0):
     n = {ln.split("\t")[0]: int(ln.split("\t")[5]) for ln in tsv[1:]}
     assert n == {"vox1_O": len(fake.lists["veri_test2.txt"]) - 1,          # the missing trial left out
                  "vox1_H": len(fake.lists["list_test_hard.txt"])}
+
+
+def test_paper_configs_resolve_and_keep_paper_section(tmp_path):
+    """run.sh stages 2-3 load the paper configs; exp/<name>/config.yaml keeps paper: for the summary."""
+    import yaml
+
+    from dmha.config import load_config, save_config
+
+    for path in sorted((REPO / "egs" / "voxceleb" / "conf").glob("*.yaml")):
+        raw = yaml.safe_load(path.read_text()) or {}
+        if "model" not in raw:
+            continue
+        cfg = load_config(path)
+        save_config(cfg, tmp_path / "config.yaml")
+        assert yaml.safe_load((tmp_path / "config.yaml").read_text())["paper"] == raw["paper"]
+        assert load_config(tmp_path / "config.yaml") == cfg
