@@ -28,6 +28,7 @@ score_norm=none      # none, snorm or asnorm (cohort: per-speaker means of the t
 vox1=
 vox2=
 trials_dir=
+vox_opts=            # extra options of local/prepare_voxceleb.sh (--corpus voxceleb)
 
 help_message="Usage: $0 [options]
   Runs the dmha recipe from --stage to --stop-stage.
@@ -48,6 +49,7 @@ Options:
                      --utts-per-spk 6 --n-test 2 --n-val 2\" (a toy corpus; see its --help)
   --score-norm X     none | snorm | asnorm (default $score_norm)
   --vox1 DIR --vox2 DIR [--trials-dir DIR]   VoxCeleb locations (--corpus voxceleb)
+  --vox-opts \"..\"    extra options of local/prepare_voxceleb.sh, e.g. \"--m4a-mode convert\"
 Examples:
   bash run.sh                                  # whole mini recipe, stages 0-5
   bash run.sh --stage 3 --stop-stage 5         # retrain, extract, score after a config change
@@ -72,6 +74,11 @@ if [ -f "egs/$corpus/conf/slurm.yaml" ] && [ -z "${DMHA_SLURM_CONFIG:-}" ]; then
   export DMHA_SLURM_CONFIG="egs/$corpus/conf/slurm.yaml"
 fi
 
+# Test sets that share one data dir (VoxCeleb's O/E/H lists all draw on data/vox1) get features and
+# embeddings once: egs/<corpus>/corpus.sh may define test_data_of <test-set> -> <data set>.
+type test_data_of >/dev/null 2>&1 || test_data_of() { echo "$1"; }
+test_data_sets=$(for s in $test_sets; do test_data_of "$s"; done | awk '!seen[$0]++' | xargs)
+
 log_stage() { echo "=== $(date '+%F %T') stage $1: $2"; }
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
@@ -80,8 +87,8 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
 fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
-  log_stage 1 "log-mel features for: $train_set $val_set $test_sets"
-  for set in $train_set $val_set $test_sets; do
+  log_stage 1 "log-mel features for: $train_set $val_set $test_data_sets"
+  for set in $train_set $val_set $test_data_sets; do
     steps/make_fbank.sh --nj "$nj" --cmd "$cmd" "data/$set"
   done
 fi
@@ -98,8 +105,8 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  emb_sets="$test_sets"
-  [ "$score_norm" != none ] && emb_sets="$train_set $test_sets"
+  emb_sets="$test_data_sets"
+  [ "$score_norm" != none ] && emb_sets="$train_set $test_data_sets"
   log_stage 4 "embeddings for: $emb_sets; decision threshold for dmha-verify"
   # <exp>/threshold.yaml: EER threshold of the validation trials (read by dmha-verify / dmha.load_model)
   steps/compute_threshold.sh --device "$device" "$expdir" "data/$train_set/lists"
@@ -117,7 +124,7 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
     score_file=$expdir/scores/$set.score
     [ "$score_norm" != none ] && score_file=$expdir/scores/$set.$score_norm.score
     steps/score.sh --norm "$score_norm" "${cohort_opt[@]}" --results "$expdir/results" --name "$set" \
-      "data/$set/trials" "$expdir/embeddings/$set" "$score_file"
+      "data/$set/trials" "$expdir/embeddings/$(test_data_of "$set")" "$score_file"
   done
   python -m dmha.bin.summarize_results "$expdir/results"
 fi

@@ -9,7 +9,7 @@
 # vox1_E_clean (list_test_all2.txt), vox1_H_clean (list_test_hard2.txt).
 #
 # Knobs (environment; run.sh has no options for them):
-#   VOX_PREP_OPTS  extra options for local/prepare_voxceleb.sh, e.g.
+#   VOX_PREP_OPTS  extra options for local/prepare_voxceleb.sh (or run.sh --vox-opts), e.g.
 #                  "--m4a-mode convert --val-speakers 100 --max-missing-pct 0" (a run.sh option
 #                  --vox-opts, if run.sh defines vox_opts, is used the same way)
 #   VOX_TEST_SETS  test sets to extract and score (default "vox1_O vox1_E vox1_H")
