@@ -82,6 +82,17 @@ def step_seed(seed: int, step: int, rank: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(step), int(rank)]).generate_state(1)[0])
 
 
+def margin_at(step: int, final: float, warmup_steps: float) -> float:
+    """Loss margin at optimizer step ``step``: linear ramp from 0 to ``final`` over ``warmup_steps``.
+
+    A large AM-Softmax margin from the first step can keep a small model from starting to learn
+    (WeSpeaker-style margin scheduling); as a pure function of the step it needs no resume state.
+    """
+    if warmup_steps <= 0:
+        return final
+    return final * min(1.0, step / warmup_steps)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -248,6 +259,8 @@ def _train(cfg: dict, lists_dir: Path, exp_dir: Path, info: DistInfo) -> TrainOu
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if tcfg["bf16"] and device.type == "cuda"
                 else contextlib.nullcontext())
     accum = tcfg["grad_accum"]
+    final_margin = getattr(loss_head, "margin", None)
+    warmup_steps = tcfg["margin_warmup_epochs"] * n_steps
 
     while state["epoch"] < tcfg["max_epochs"]:
         epoch = state["epoch"]
@@ -267,6 +280,8 @@ def _train(cfg: dict, lists_dir: Path, exp_dir: Path, info: DistInfo) -> TrainOu
             if i % accum == 0:
                 torch.manual_seed(step_seed(tcfg["seed"], state["global_step"], info.rank))
                 optimizer.zero_grad(set_to_none=True)
+                if final_margin is not None and warmup_steps > 0:
+                    loss_head.margin = margin_at(state["global_step"], final_margin, warmup_steps)
             feats = feats.to(device, non_blocking=True)
             labels = labels.to(device, non_blocking=True)
             last = i % accum == accum - 1

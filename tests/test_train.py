@@ -74,7 +74,7 @@ def _final_net(exp: Path) -> dict:
 
 def test_kill9_then_rerun_equals_uninterrupted_run(tmp_path):
     # 3 steps per epoch, a checkpoint every 2 steps: the kill usually lands mid-epoch.
-    conf, lists = _prepare(tmp_path, max_epochs=12, ckpt_every_steps=2)
+    conf, lists = _prepare(tmp_path, max_epochs=8, ckpt_every_steps=2)
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     subprocess.run(_train_cmd(conf, lists, ref), env=_env(), check=True, capture_output=True)
 
@@ -87,14 +87,14 @@ def test_kill9_then_rerun_equals_uninterrupted_run(tmp_path):
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "training ended before it could be killed"
     interrupted = load_checkpoint(killed / "ckpt.pt")["state"]
-    assert not interrupted["finished"] and interrupted["global_step"] < 36
+    assert not interrupted["finished"] and interrupted["global_step"] < 24
 
     rerun = subprocess.run(_train_cmd(conf, lists, killed), env=_env(), capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
     assert "resuming from" in (killed / "train.log").read_text()
 
     a, b = _final_net(ref), _final_net(killed)
-    assert a["state"]["global_step"] == b["state"]["global_step"] == 36
+    assert a["state"]["global_step"] == b["state"]["global_step"] == 24
     assert a["net"].keys() == b["net"].keys()
     for k in a["net"]:
         assert torch.equal(a["net"][k], b["net"][k]), k
@@ -169,3 +169,12 @@ def test_checkpoint_roundtrip_restores_rng_with_weights_only(tmp_path):
     got = (torch.rand(3), np.random.rand(3), random.random())
     assert torch.equal(expect[0], got[0]) and np.array_equal(expect[1], got[1]) and expect[2] == got[2]
     assert not list(tmp_path.glob(".c.pt.*"))  # no temporary left behind
+
+
+def test_margin_warmup_is_a_pure_function_of_the_step():
+    from dmha.train import margin_at
+
+    assert margin_at(0, 0.4, 100) == 0.0
+    assert margin_at(50, 0.4, 100) == pytest.approx(0.2)
+    assert margin_at(100, 0.4, 100) == margin_at(1000, 0.4, 100) == pytest.approx(0.4)
+    assert margin_at(0, 0.4, 0) == 0.4  # no warm-up: the configured margin from the start
