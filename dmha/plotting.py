@@ -12,6 +12,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from dmha.fileio import PathLike, atomic_open  # noqa: E402
 
@@ -21,7 +22,10 @@ def plot_training_curves(history: Sequence[dict], path: PathLike, title: str = "
     epochs = [h["epoch"] for h in history]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     axes[0].plot(epochs, [h["loss"] for h in history], marker=".")
-    axes[0].set_title("training loss")
+    ramp = [h["epoch"] for prev, h in zip(history, history[1:]) if h.get("margin") != prev.get("margin")]
+    axes[0].set_title("training loss" + ("  (shaded: margin warm-up)" if ramp else ""))
+    if ramp:
+        axes[0].axvspan(epochs[0], max(ramp), color="grey", alpha=0.15, linewidth=0)
     axes[1].plot(epochs, [100.0 * h["acc"] for h in history], marker=".")
     axes[1].set_title("training accuracy (%)")
     val = [(h["epoch"], h["val_eer"]) for h in history if h.get("val_eer") is not None]
@@ -33,6 +37,7 @@ def plot_training_curves(history: Sequence[dict], path: PathLike, title: str = "
     axes[2].set_title("validation EER (%)  (dotted: LR change)")
     for ax in axes:
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)

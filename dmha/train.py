@@ -60,7 +60,7 @@ log = logging.getLogger("dmha.train")
 
 CKPT = "ckpt.pt"
 BEST = "best.pt"
-CSV_FIELDS = ["epoch", "step", "loss", "acc", "val_eer", "val_mindcf", "lr", "time"]
+CSV_FIELDS = ["epoch", "step", "loss", "acc", "val_eer", "val_mindcf", "lr", "time", "margin"]
 # Sections whose change makes an existing checkpoint meaningless (resume refuses; use a new exp dir).
 FROZEN_SECTIONS = ("features", "model", "loss")
 
@@ -344,7 +344,8 @@ def _end_of_epoch(net: SpeakerClassifier, optimizer: torch.optim.Optimizer, stat
     es = state["epoch_sums"]
     row = {"epoch": state["epoch"], "step": state["global_step"], "loss": round(es[0] / max(es[2], 1), 6),
            "acc": round(es[1] / max(es[2], 1), 6), "val_eer": None, "val_mindcf": None,
-           "lr": state["lr"], "time": round(state["elapsed"], 2)}
+           "lr": state["lr"], "time": round(state["elapsed"], 2),
+           "margin": round(float(getattr(net.loss, "margin", math.nan)), 4)}
     state["epoch_sums"] = [0.0, 0.0, 0.0]
     validate = state["epoch"] % tcfg["val_every_epochs"] == 0 or state["epoch"] >= tcfg["max_epochs"]
     if validate:

@@ -52,7 +52,7 @@ def test_tiny_training_lowers_loss(tmp_path):
     assert proc.returncode == 0, proc.stderr
     rows = (exp / "metrics.csv").read_text().splitlines()
     header = rows[0].split(",")
-    assert header == ["epoch", "step", "loss", "acc", "val_eer", "val_mindcf", "lr", "time"]
+    assert header == ["epoch", "step", "loss", "acc", "val_eer", "val_mindcf", "lr", "time", "margin"]
     data = [dict(zip(header, r.split(","))) for r in rows[1:]]
     assert len(data) == 10
     first, last = float(data[0]["loss"]), float(data[-1]["loss"])
