@@ -158,6 +158,28 @@ def test_padded_batch_equals_single(pooling, heads):
     assert not torch.allclose(unmasked[1:], alone[1:], rtol=0, atol=1e-3)
 
 
+def test_channels_last_same_embeddings_and_weights_layout():
+    """channels_last (NHWC conv weights, also on CPU) changes only the layout, not the function.
+
+    Same seed, same weights: equal embeddings (float rounding) on a padded batch, and the state dict
+    loads across both layouts, so checkpoints do not depend on the setting.
+    """
+    plain, nhwc = tiny("dmha", 8).eval(), tiny("dmha", 8, channels_last=True).eval()
+    conv = nhwc.frontend.blocks[0].conv2.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    torch.manual_seed(5)
+    feats, lengths = torch.randn(3, 70, 80), torch.tensor([70, 41, 9])
+    with torch.no_grad():
+        a, b = plain.embed(feats, lengths), nhwc.embed(feats, lengths)
+        assert torch.allclose(a, b, rtol=0, atol=1e-5), (a - b).abs().max()
+        torch.manual_seed(1)
+        other = build_model({"channels": TINY, "pooling": "dmha", "heads": 8}, num_classes=5).eval()
+        nhwc.load_state_dict(other.state_dict())  # plain-layout checkpoint into the NHWC model
+        assert conv.is_contiguous(memory_format=torch.channels_last)
+        c, d = other.embed(feats, lengths), nhwc.embed(feats, lengths)
+        assert not torch.allclose(a, c, atol=1e-3) and torch.allclose(c, d, rtol=0, atol=1e-5)
+
+
 def test_bad_lengths_rejected():
     model = tiny("dmha")
     feats = torch.randn(2, 30, 80)

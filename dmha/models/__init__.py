@@ -25,7 +25,7 @@ YAML schema, section ``model:`` (all keys optional; defaults = the paper's best 
                              # at least one head per sample is always kept
       embed_dim: 400         # embedding and pre-layer size
       dense_variant: reference  # reference: fc1+ReLU, fc2+ReLU+BN | paper: BN+ReLU after both
-      channels_last: false   # NHWC convolutions on CUDA (faster with cuDNN); no-op on CPU
+      channels_last: false   # NHWC conv weights + input: faster with cuDNN and on CPU (oneDNN)
 
 Output sizes: D = channels[-1] * ceil(in_dim / 2^blocks) (5120 for the paper); pooled dim D for
 attention/mha, D/K for dmha (160 at K = 32), 2D for stats. Paper model (VGG4L, DMHA K = 32, 5994
