@@ -8,8 +8,9 @@ crop_frames frames, equal length as in training). Implementations ("variants"):
 * ``ref``      — bench/reference_model.py: the paper's model as its public reference code computes
   it (full K x K query product then the diagonal, reference AM-Softmax), reference-style loop
   (zero_grad, forward, loss, backward, step, loss.item());
-* ``ours_cl``  — ours with channels-last (NHWC) conv weights, also on CPU (the config's
-  ``channels_last`` only acts on CUDA).
+* ``ours_cl``  — ours with ``model.channels_last: true`` (NHWC conv weights and input; CPU and CUDA).
+  ``ours`` is built with ``channels_last: false`` whatever the config says, so the two rows
+  separate the layout from the rest.
 
 Cases: ``paper`` (egs/voxceleb/conf/dmha_k32.yaml: VGG4L 128/256/512/1024, DMHA K = 32, 350 frames,
 5994 classes; small batch on CPU) and ``mini`` (egs/mini/conf/dmha.yaml with its train batch/crop).
@@ -86,13 +87,10 @@ def _build(c: dict, variant: str, device):
     from dmha.train import SpeakerClassifier
 
     torch.manual_seed(0)
-    model = build_model(c["model"], c["classes"])
+    model = build_model({**c["model"], "channels_last": variant == "ours_cl"}, c["classes"])
     loss = build_loss(c["loss"], model.embed_dim, c["classes"])
     if variant.startswith("ours"):
-        net = SpeakerClassifier(model, loss).to(device)
-        if variant == "ours_cl":
-            net = net.to(memory_format=torch.channels_last)
-        return net, None
+        return SpeakerClassifier(model, loss).to(device), None
     mcfg = model.cfg
     ref = RefSpeakerNet(mcfg.widths(), mcfg.pooling, mcfg.heads, mcfg.in_dim, mcfg.embed_dim)
     ref_loss = RefAMSoftmax(mcfg.embed_dim, c["classes"], margin=loss.margin, scale=loss.scale)
@@ -177,6 +175,44 @@ def _worker_time(args: argparse.Namespace, case: str, variant: str) -> dict:
         out["peak_cuda_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
         out["gpu"] = torch.cuda.get_device_name(device)
     return out
+
+
+def _worker_interleaved(args: argparse.Namespace, case: str, variants: list[str]) -> dict:
+    """All variants in one process, one step each in turn: the most precise time ratios.
+
+    Separate processes (``_worker_time``) give each variant its own peak memory but also their own
+    allocator and cache history; here every variant sees the same machine state, step after step.
+    """
+    import torch
+
+    from dmha.device import resolve_device
+
+    device = resolve_device(args.device)
+    c = _case_cfg(args, case)
+    steps = {}
+    for v in variants:
+        net, crit = _build(c, v, device)
+        params = list(net.parameters()) + (list(crit.parameters()) if crit is not None else [])
+        opt = torch.optim.Adam(params, lr=c["lr"], weight_decay=c["wd"])
+        net.train()
+        steps[v] = _step_fn(net, crit, v, opt, device)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(c["batch"], c["frames"], 80, generator=g)
+    y = torch.randint(0, c["classes"], (c["batch"],), generator=g)
+    for v in variants:
+        for _ in range(args.warmup):
+            steps[v](x, y)
+    wall = {v: [] for v in variants}
+    cpu = {v: [] for v in variants}
+    for _ in range(args.steps * args.rounds):
+        for v in variants:
+            _sync(device)
+            t0, c0 = time.perf_counter(), time.process_time()
+            steps[v](x, y)
+            _sync(device)
+            wall[v].append(time.perf_counter() - t0)
+            cpu[v].append(time.process_time() - c0)
+    return {"wall": wall, "cpu": cpu}
 
 
 def _worker_check(args: argparse.Namespace, case: str) -> dict:
@@ -339,6 +375,8 @@ def main() -> None:
             torch.set_num_threads(args.threads)
         fn = {"time": lambda: _worker_time(args, args.worker_case, args.worker_variant),
               "check": lambda: _worker_check(args, args.worker_case),
+              "interleaved": lambda: _worker_interleaved(args, args.worker_case,
+                                                         args.worker_variant.split(",")),
               "profile": lambda: _worker_profile(args, args.worker_case, args.worker_variant)}[args.worker]
         print(json.dumps(fn()))
         return
@@ -368,6 +406,7 @@ def main() -> None:
         print(f"## {case}: {c['config']} (model section with reference scalings), batch {c['batch']} x "
               f"{c['frames']} frames, {c['classes']} classes, {first['params_m']:.2f} M parameters, "
               f"{first['threads']} torch threads, device {first.get('gpu', first['device'])}\n")
+        print("each variant in its own processes (peak memory is the variant's own; rounds take turns):\n")
         print(f"| variant | s/step best | median | samples/s (best) | CPU s/step | {mem_name} | "
               "speed vs ref (best wall) | speed vs ref (CPU time) |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -380,6 +419,17 @@ def main() -> None:
             r_cpu = f"{cpu['ref'] / cpu[v]:.2f}x" if "ref" in cpu else "-"
             print(f"| {v} | {best[v]:.3f} | {statistics.median(ts):.3f} | {c['batch'] / best[v]:.2f} | "
                   f"{cpu[v]:.3f} | {mem:.0f} | {r_wall} | {r_cpu} |")
+        r = _spawn(args, "interleaved", case, ",".join(variants))
+        print(f"\nall variants in one process, one step each in turn ({len(r['cpu'][variants[0]])} steps "
+              "each; best step):\n")
+        print("| variant | wall s/step | CPU s/step | samples/s | speed vs ref (wall) | speed vs ref (CPU) |")
+        print("|---|---:|---:|---:|---:|---:|")
+        bw = {v: min(r["wall"][v]) for v in variants}
+        bc = {v: min(r["cpu"][v]) for v in variants}
+        for v in variants:
+            rw = f"{bw['ref'] / bw[v]:.2f}x" if "ref" in bw else "-"
+            rc = f"{bc['ref'] / bc[v]:.2f}x" if "ref" in bc else "-"
+            print(f"| {v} | {bw[v]:.3f} | {bc[v]:.3f} | {c['batch'] / bw[v]:.2f} | {rw} | {rc} |")
         print(f"\nload average after {case}: {_load()}\n", flush=True)
         if not args.no_check:
             r = _spawn(args, "check", case)
