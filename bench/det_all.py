@@ -1,0 +1,70 @@
+"""One DET plot with several systems' score files (one curve each, EER marked).
+
+Why: the quality report compares poolings and the peer model on the same trials; their DET curves
+belong in one figure. Score files are those of steps/score.sh (``enroll test score target|nontarget``);
+the curves come from dmha.metrics.det_curve and the EER from dmha.metrics.compute_eer (the code the
+recipe's results use), the figure from dmha.det_plot.plot_det.
+
+    python bench/det_all.py --title mini_test --out bench/results/det_mini_test.png \\
+        dmha=exp/quality/dmha_s0/scores/mini_test.score stats=exp/quality/stats_s0/scores/mini_test.score
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from dmha.errors import UserError  # noqa: E402
+
+LABELS = {"target": True, "nontarget": False}
+
+
+def read_scores(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and target labels of a 4-column score file."""
+    if not path.is_file():
+        raise UserError(f"{path}: score file not found; run steps/score.sh first")
+    scores, labels = [], []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            parts = line.split()
+            if len(parts) != 4 or parts[3] not in LABELS:
+                raise UserError(f"{path}:{lineno}: expected 'enroll test score target|nontarget'")
+            scores.append(float(parts[2]))
+            labels.append(LABELS[parts[3]])
+    return np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=bool)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("curves", nargs="+", metavar="LABEL=SCORE_FILE", help="one curve per system")
+    p.add_argument("--out", required=True, help="output PNG")
+    p.add_argument("--title", default="", help="figure title (e.g. the test set)")
+    args = p.parse_args(argv)
+
+    from dmha.det_plot import plot_det
+    from dmha.metrics import compute_eer, det_curve
+
+    curves, eers = [], []
+    for item in args.curves:
+        label, sep, path = item.partition("=")
+        if not sep or not label or not path:
+            raise UserError(f"bad curve argument {item!r}; expected LABEL=SCORE_FILE")
+        scores, labels = read_scores(Path(path))
+        curves.append((label, det_curve(scores, labels)))
+        eers.append(compute_eer(scores, labels)[0])
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    plot_det(curves, args.out, title=args.title, eers=eers)
+    print(f"det_all: {len(curves)} curves -> {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    from dmha.bin._cli import run_main
+
+    run_main(main)

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# bench/quality.sh — quality report: every pooling of the mini recipe x several training seeds, plus the
+# peer model Resemblyzer, scored on the same trials; a markdown table (mean ± spread over seeds) and one
+# DET plot per test set with all systems.
+#
+# Each system is a config of egs/mini/conf (optionally with overrides), trained with the same budget:
+# the same train.max_epochs for all (--epochs) and no early stop (--same-budget true), seed = train.seed.
+# It calls the recipe's own stage scripts (steps/train.sh, steps/extract_embeddings.sh, steps/score.sh),
+# so a run means what run.sh stages 3-5 mean. Re-running resumes: finished trainings and up-to-date
+# embeddings are skipped by those scripts.
+set -euo pipefail
+
+systems="stats attention mha dmha dmha_k4=dmha:model.heads=4"
+seeds="0 1 2"
+epochs=            # train.max_epochs for every system (empty: each config's own value)
+same_budget=true   # true: no early stop (train.stop_patience=1000), every run trains all its epochs
+conf_dir=egs/mini/conf
+train_set=mini_train
+test_sets="mini_test real_test"
+prepare=true       # run.sh stages 1-2 first (features of all sets + training lists; up-to-date skips)
+peer=true          # also embed and score with Resemblyzer (pip install --no-deps -r bench/requirements.txt)
+train_opts=        # extra overrides for every system, e.g. "train.batch_size=16"
+nj=2
+device=auto
+exp_root=exp/quality
+out=bench/results/quality
+
+help_message="Usage: $0 [options]
+  Trains each system with each seed on the mini recipe's lists, extracts embeddings, scores the test
+  sets, and writes <out>.md (table) and <out>.det.<set>.png (DET plots).
+Options:
+  --systems \"..\"       NAME[=CONFIG[:K=V,K=V]] list (CONFIG = name in --conf-dir, default NAME)
+                       (default \"$systems\")
+  --seeds \"0 1 2\"      training seeds (train.seed) (default \"$seeds\")
+  --epochs N           train.max_epochs for every system (default: the configs' own)
+  --same-budget B      true: no early stopping, all runs train all epochs (default $same_budget)
+  --train-opts \"..\"    extra dotted overrides for every run (default none)
+  --conf-dir DIR       (default $conf_dir)
+  --test-sets \"..\"     (default \"$test_sets\")
+  --prepare B          run run.sh --stage 1 --stop-stage 2 first (default $prepare)
+  --peer B             include Resemblyzer (default $peer)
+  --nj N               extraction jobs (default $nj)
+  --device DEV         auto | cpu | cuda (default $device)
+  --exp-root DIR       (default $exp_root)
+  --out PREFIX         (default $out)
+Examples:
+  bench/quality.sh                                          # full report: hours on 2 CPU cores
+  bench/quality.sh --systems \"stats dmha\" --seeds 0 --epochs 1 --peer false   # toy check"
+
+cd "$(dirname "$0")/.."
+. ./path.sh
+. utils/parse_options.sh
+
+if [ $# -ne 0 ]; then
+  printf '%s\n' "$help_message" >&2
+  exit 1
+fi
+
+lists=data/$train_set/lists
+if [ "$prepare" = true ]; then
+  echo "=== $(date '+%F %T') quality: features and training lists (run.sh stages 1-2)"
+  bash run.sh --stage 1 --stop-stage 2 --nj "$nj"
+fi
+[ -f "$lists/train.list" ] || { echo "$0: $lists/train.list missing; run with --prepare true" >&2; exit 1; }
+
+names=()
+for spec in $systems; do
+  name=${spec%%=*}
+  rest=${spec#*=}
+  [ "$rest" = "$spec" ] && rest=$name
+  cfg=${rest%%:*}
+  ovr=
+  [ "$rest" != "$cfg" ] && ovr=${rest#*:}
+  ovr=${ovr//,/ }
+  config=$conf_dir/$cfg.yaml
+  [ -f "$config" ] || { echo "$0: system '$name': config $config not found" >&2; exit 1; }
+  names+=("$name")
+  for seed in $seeds; do
+    exp=$exp_root/${name}_s$seed
+    opts="train.seed=$seed"
+    [ -n "$epochs" ] && opts+=" train.max_epochs=$epochs"
+    [ "$same_budget" = true ] && opts+=" train.stop_patience=1000"
+    [ -n "$ovr" ] && opts+=" $ovr"
+    [ -n "$train_opts" ] && opts+=" $train_opts"
+    echo "=== $(date '+%F %T') quality: $name seed $seed: train ($config; $opts)"
+    t0=$(date +%s)
+    steps/train.sh --config "$config" --device "$device" --override "$opts" "$lists" "$exp"
+    # wall time of the training call (a resumed/finished run records the time of this call only once)
+    [ -f "$exp/quality_train_seconds" ] || echo $(( $(date +%s) - t0 )) > "$exp/quality_train_seconds"
+    for set in $test_sets; do
+      steps/extract_embeddings.sh --nj "$nj" --device "$device" "$exp" "data/$set" "$exp/embeddings/$set"
+      steps/score.sh --results "$exp/results" --name "$set" "data/$set/trials" "$exp/embeddings/$set" \
+        "$exp/scores/$set.score"
+    done
+  done
+done
+
+peer_opt=()
+if [ "$peer" = true ]; then
+  pexp=$exp_root/resemblyzer
+  for set in $test_sets; do
+    if [ -f "$pexp/embeddings/$set/xvector.scp" ] && [ "$pexp/embeddings/$set/xvector.scp" -nt "data/$set/wav.scp" ]; then
+      echo "$0: $pexp/embeddings/$set is up to date; skipping Resemblyzer extraction"
+    else
+      echo "=== $(date '+%F %T') quality: Resemblyzer embeddings for $set"
+      python bench/resemblyzer_embed.py "data/$set" "$pexp/embeddings/$set"
+    fi
+    steps/score.sh --results "$pexp/results" --name "$set" "data/$set/trials" "$pexp/embeddings/$set" \
+      "$pexp/scores/$set.score"
+  done
+  peer_opt=(--peer resemblyzer)
+fi
+
+mkdir -p "$(dirname "$out")"
+first_seed=${seeds%% *}
+{
+  echo "# Quality: mini recipe, $(date -u '+%F %H:%M UTC')"
+  echo
+  echo "systems: $systems; seeds: $seeds; epochs: ${epochs:-config default}; same budget: $same_budget;" \
+       "extra overrides: ${train_opts:-none}; device $device; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo
+  python bench/quality_report.py --exp-root "$exp_root" --systems "${names[*]}" --seeds "$seeds" \
+    --sets "$test_sets" "${peer_opt[@]}"
+  echo
+  for set in $test_sets; do
+    echo "DET ($set, seed $first_seed of each system): $(basename "$out").det.$set.png"
+  done
+} > "$out.md.tmp"
+mv "$out.md.tmp" "$out.md"
+for set in $test_sets; do
+  curves=()
+  for name in "${names[@]}"; do
+    curves+=("$name=$exp_root/${name}_s$first_seed/scores/$set.score")
+  done
+  [ "$peer" = true ] && curves+=("resemblyzer=$exp_root/resemblyzer/scores/$set.score")
+  python bench/det_all.py --title "$set (seed $first_seed)" --out "$out.det.$set.png" "${curves[@]}"
+done
+cat "$out.md"
+echo "$0: wrote $out.md and $out.det.<set>.png" >&2
