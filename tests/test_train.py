@@ -45,7 +45,7 @@ def _train_cmd(conf: Path, lists: Path, exp: Path, *extra: str) -> list[str]:
 
 
 def test_tiny_training_lowers_loss(tmp_path):
-    conf, lists = _prepare(tmp_path, max_epochs=10, lr=3e-3)
+    conf, lists = _prepare(tmp_path, max_epochs=10, lr=3e-3, num_workers=1)  # worker path too
     exp = tmp_path / "exp"
     proc = subprocess.run(_train_cmd(conf, lists, exp, "--override", "model.channels=[8,16,16,16]"),
                           env=_env(), capture_output=True, text=True)
