@@ -56,7 +56,12 @@ def _env() -> dict:
 
 
 def _failed(proc: subprocess.CompletedProcess) -> bool:
-    return proc.returncode != 0 or "terminate called" in proc.stderr
+    """A failed run; its exit status and the tail of its stderr are printed so causes can be told apart."""
+    bad = proc.returncode != 0 or "terminate called" in proc.stderr
+    if bad:
+        tail = "\n    ".join(proc.stderr.strip().splitlines()[-15:])
+        print(f"  failed run (exit {proc.returncode}):\n    {tail}", flush=True)
+    return bad
 
 
 def main() -> None:

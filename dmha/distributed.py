@@ -56,8 +56,7 @@ def init_distributed(device_name: str = "auto", timeout_min: float = 180.0) -> D
         torch.cuda.set_device(device)
     if world > 1:
         backend = "nccl" if device.type == "cuda" else "gloo"
-        kwargs = {"device_id": device} if backend == "nccl" else {}
-        dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=timeout_min), **kwargs)
+        dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=timeout_min))
     return DistInfo(rank, world, local_rank, device)
 
 
