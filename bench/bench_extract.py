@@ -87,7 +87,8 @@ def main() -> None:
     p.add_argument("--min-frames", type=int, default=100, help="shortest utterance (default 1 s)")
     p.add_argument("--max-frames", type=int, default=600, help="longest utterance (default 6 s)")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--batch-frames", type=int, default=20000)
+    p.add_argument("--batch-frames", type=int, default=0,
+                   help="padded frames per batch (0: the stage's device default, 20000 CUDA / 2000 CPU)")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--seed", type=int, default=0)
@@ -124,7 +125,8 @@ def main() -> None:
           f"({r_b['gpu_name']}), torch threads {r_b['threads']}{', bf16' if args.bf16 else ''}\n")
     print(f"| mode | batch | utterances/s | wall s | CPU s (process) | {mem_name} |")
     print("|---|---|---|---|---|---|")
-    for name, r, batch in (("batched", r_b, f"{args.batch_size} utts / {args.batch_frames} frames"),
+    frames = args.batch_frames or "device-default (2000 CPU / 20000 CUDA)"
+    for name, r, batch in (("batched", r_b, f"{args.batch_size} utts / {frames} frames"),
                            ("batch-1", r_s, "1")):
         print(f"| {name} | {batch} | {r['utts_per_s']:.1f} | {r['seconds']:.2f} | {r['cpu_seconds']:.2f} | "
               f"{r[mem_key]:.0f} |")

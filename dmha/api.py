@@ -35,7 +35,7 @@ Audio = Union[str, Path, np.ndarray]
 class SpeakerModel:
     """A trained dmha model ready for inference (see the module docstring)."""
 
-    def __init__(self, exp: TrainedExp, max_chunk_frames: int = 0, batch_frames: int = 20000) -> None:
+    def __init__(self, exp: TrainedExp, max_chunk_frames: int = 0, batch_frames: int = 0) -> None:
         self.exp = exp
         self.max_chunk_frames = int(max_chunk_frames)
         self.batch_frames = int(batch_frames)

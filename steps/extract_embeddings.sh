@@ -10,7 +10,7 @@ set -euo pipefail
 nj=4                 # parallel jobs (utterances split with "$DMHA_ROOT/utils/split_data.sh" --per-utt)
 cmd=local            # job backend of utils/launch.sh: local | slurm
 device=auto          # auto | cpu | cuda | cuda:N
-batch_frames=20000   # padded frames per batch (memory bound)
+batch_frames=0       # padded frames per batch (0: 20000 on CUDA, 2000 on CPU)
 batch_size=64        # utterances per batch
 max_chunk_frames=0   # 0: no cap; N: longer utterances -> mean of L2-normalised N-frame-chunk embeddings
 num_threads=0        # torch CPU threads per job (0: cores / nj)

@@ -62,8 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument(name)
     s = sub.add_parser("job", help="embed the utterances of one data dir (one split)")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
-    s.add_argument("--batch-frames", type=_positive, default=20000,
-                   help="padded frames per batch (memory bound; default %(default)s)")
+    s.add_argument("--batch-frames", type=_non_negative, default=0,
+                   help="padded frames per batch (0: 20000 on CUDA, 2000 on CPU; default 0)")
     s.add_argument("--batch-size", type=_positive, default=64, help="utterances per batch (default 64)")
     s.add_argument("--max-chunk-frames", type=_non_negative, default=0, help=cap_help)
     s.add_argument("--block-frames", type=_positive, default=2_000_000,
@@ -156,7 +156,7 @@ def run_job(args: argparse.Namespace) -> None:
 
     from dmha.experiment import load_exp
     from dmha.fileio import read_kv
-    from dmha.xvectors import embed_utterances
+    from dmha.xvectors import default_batch_frames, embed_utterances
 
     if args.num_threads > 0:
         torch.set_num_threads(args.num_threads)
@@ -170,8 +170,8 @@ def run_job(args: argparse.Namespace) -> None:
     if (data_dir / "utt2num_frames").is_file():
         lengths = {u: int(n) for u, n in read_kv(data_dir / "utt2num_frames").items()}
     log.info("%s: %d utterances, model %s (best epoch %s) on %s, batch-frames %d, max-chunk-frames %d",
-             data_dir, len(utts), exp.exp_dir, exp.best.get("epoch"), exp.device, args.batch_frames,
-             args.max_chunk_frames)
+             data_dir, len(utts), exp.exp_dir, exp.best.get("epoch"), exp.device,
+             args.batch_frames or default_batch_frames(exp.device), args.max_chunk_frames)
     table: dict[str, np.ndarray] = {}
     bar = tqdm(total=len(utts), desc="embeddings", unit="utt", file=sys.stderr, dynamic_ncols=True,
                mininterval=1.0 if sys.stderr.isatty() else 30.0)
