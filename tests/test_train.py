@@ -18,25 +18,7 @@ from dmha.checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set
 from dmha.data.dataset import epoch_plan, step_batches
 
 sys.path.insert(0, str(Path(__file__).parent))
-from train_fixtures import make_corpus, tiny_config  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _env() -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env["OMP_NUM_THREADS"] = "1"
-    return env
-
-
-def _prepare(tmp_path: Path, **train) -> tuple[Path, Path]:
-    train_dir, val_dir = make_corpus(tmp_path)
-    conf = tiny_config(tmp_path / "conf.yaml", **train)
-    lists = tmp_path / "lists"
-    subprocess.run([sys.executable, "-m", "dmha.bin.prepare_lists", "--config", str(conf), str(train_dir),
-                    str(val_dir), str(lists)], check=True, env=_env(), capture_output=True)
-    return conf, lists
+from train_fixtures import prepare_lists, subprocess_env  # noqa: E402
 
 
 def _train_cmd(conf: Path, lists: Path, exp: Path, *extra: str) -> list[str]:
@@ -45,10 +27,10 @@ def _train_cmd(conf: Path, lists: Path, exp: Path, *extra: str) -> list[str]:
 
 
 def test_tiny_training_lowers_loss(tmp_path):
-    conf, lists = _prepare(tmp_path, max_epochs=10, lr=3e-3, num_workers=1)  # worker path too
+    conf, lists = prepare_lists(tmp_path, max_epochs=10, lr=3e-3, num_workers=1)  # worker path too
     exp = tmp_path / "exp"
     proc = subprocess.run(_train_cmd(conf, lists, exp, "--override", "model.channels=[8,16,16,16]"),
-                          env=_env(), capture_output=True, text=True)
+                          env=subprocess_env(), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     rows = (exp / "metrics.csv").read_text().splitlines()
     header = rows[0].split(",")
@@ -74,11 +56,11 @@ def _final_net(exp: Path) -> dict:
 
 def test_kill9_then_rerun_equals_uninterrupted_run(tmp_path):
     # 3 steps per epoch, a checkpoint every 2 steps: the kill usually lands mid-epoch.
-    conf, lists = _prepare(tmp_path, max_epochs=8, ckpt_every_steps=2)
+    conf, lists = prepare_lists(tmp_path, max_epochs=8, ckpt_every_steps=2)
     ref, killed = tmp_path / "ref", tmp_path / "killed"
-    subprocess.run(_train_cmd(conf, lists, ref), env=_env(), check=True, capture_output=True)
+    subprocess.run(_train_cmd(conf, lists, ref), env=subprocess_env(), check=True, capture_output=True)
 
-    proc = subprocess.Popen(_train_cmd(conf, lists, killed), env=_env(), stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(_train_cmd(conf, lists, killed), env=subprocess_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not (killed / "ckpt.pt").exists() and time.time() < deadline and proc.poll() is None:
@@ -89,7 +71,8 @@ def test_kill9_then_rerun_equals_uninterrupted_run(tmp_path):
     interrupted = load_checkpoint(killed / "ckpt.pt")["state"]
     assert not interrupted["finished"] and interrupted["global_step"] < 24
 
-    rerun = subprocess.run(_train_cmd(conf, lists, killed), env=_env(), capture_output=True, text=True)
+    rerun = subprocess.run(_train_cmd(conf, lists, killed), env=subprocess_env(), capture_output=True,
+                           text=True)
     assert rerun.returncode == 0, rerun.stderr
     assert "resuming from" in (killed / "train.log").read_text()
 
@@ -105,23 +88,23 @@ def test_kill9_then_rerun_equals_uninterrupted_run(tmp_path):
 
 
 def test_finished_run_reports_done_and_changed_model_refuses(tmp_path):
-    conf, lists = _prepare(tmp_path, max_epochs=1)
+    conf, lists = prepare_lists(tmp_path, max_epochs=1)
     exp = tmp_path / "exp"
-    subprocess.run(_train_cmd(conf, lists, exp), env=_env(), check=True, capture_output=True)
+    subprocess.run(_train_cmd(conf, lists, exp), env=subprocess_env(), check=True, capture_output=True)
     mtime = (exp / "ckpt.pt").stat().st_mtime_ns
-    again = subprocess.run(_train_cmd(conf, lists, exp), env=_env(), capture_output=True, text=True)
+    again = subprocess.run(_train_cmd(conf, lists, exp), env=subprocess_env(), capture_output=True, text=True)
     assert again.returncode == 0
     assert "already finished" in again.stderr
     assert (exp / "ckpt.pt").stat().st_mtime_ns == mtime  # nothing retrained
 
     # Resuming without --config uses the saved one; more epochs continue the finished run.
     more = subprocess.run([sys.executable, "-m", "dmha.bin.train", "--device", "cpu", "--override",
-                           "train.max_epochs=2", str(lists), str(exp)], env=_env(), capture_output=True,
-                          text=True)
+                           "train.max_epochs=2", str(lists), str(exp)], env=subprocess_env(),
+                          capture_output=True, text=True)
     assert more.returncode == 0, more.stderr
     assert load_checkpoint(exp / "ckpt.pt")["state"]["epoch"] == 2
 
-    bad = subprocess.run(_train_cmd(conf, lists, exp, "--override", "model.heads=4"), env=_env(),
+    bad = subprocess.run(_train_cmd(conf, lists, exp, "--override", "model.heads=4"), env=subprocess_env(),
                          capture_output=True, text=True)
     assert bad.returncode == 1
     assert "different config" in bad.stderr and "model.heads" in bad.stderr

@@ -3,7 +3,6 @@ ranks, and steps/train.sh --nproc 2 trains and resumes through the same code pat
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,36 +10,20 @@ from pathlib import Path
 from dmha.checkpoint import load_checkpoint
 
 sys.path.insert(0, str(Path(__file__).parent))
-from train_fixtures import make_corpus, tiny_config  # noqa: E402
+from train_fixtures import prepare_lists, subprocess_env  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _env() -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env["OMP_NUM_THREADS"] = "1"
-    return env
-
-
-def _lists(tmp_path: Path, **train) -> tuple[Path, Path]:
-    train_dir, val_dir = make_corpus(tmp_path)
-    conf = tiny_config(tmp_path / "conf.yaml", **train)
-    lists = tmp_path / "lists"
-    subprocess.run([sys.executable, "-m", "dmha.bin.prepare_lists", "--config", str(conf), str(train_dir),
-                    str(val_dir), str(lists)], check=True, env=_env(), capture_output=True)
-    return conf, lists
-
-
 def test_two_process_run_keeps_ranks_identical(tmp_path):
-    conf, lists = _lists(tmp_path, max_epochs=3)
+    conf, lists = prepare_lists(tmp_path, max_epochs=3)
     hashes = tmp_path / "hashes"
     hashes.mkdir()
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
          "--nproc-per-node", "2", str(REPO / "tests" / "ddp_train_worker.py"), str(conf), str(lists),
          str(tmp_path / "exp"), str(hashes)],
-        env=_env(), capture_output=True, text=True, timeout=300)
+        env=subprocess_env(), capture_output=True, text=True, timeout=300)
     # Assert on what the ranks wrote (the job's exit status is checked too: see dmha.distributed.finish).
     h0 = (hashes / "hash.0").read_text().split()
     h1 = (hashes / "hash.1").read_text().split()
@@ -54,13 +37,13 @@ def test_two_process_run_keeps_ranks_identical(tmp_path):
 
 
 def test_train_sh_nproc2_then_resume_reports_done(tmp_path, repo):
-    conf, lists = _lists(tmp_path, max_epochs=1)
+    conf, lists = prepare_lists(tmp_path, max_epochs=1)
     exp = tmp_path / "exp"
     cmd = ["bash", str(repo / "steps" / "train.sh"), "--nproc", "2", "--device", "cpu", "--config", str(conf),
            str(lists), str(exp)]
-    first = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    first = subprocess.run(cmd, env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-2000:]
     assert load_checkpoint(exp / "ckpt.pt")["state"]["epoch"] == 1
-    again = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    again = subprocess.run(cmd, env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "already finished" in (exp / "train.log").read_text()

@@ -8,6 +8,9 @@ learns within a few steps (the loss falls).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import kaldiio
@@ -79,3 +82,24 @@ def make_corpus(root: Path, n_spk: int = 4, n_utt: int = 12, val_spk: int = 3) -
     write_data_dir(val, val_spk, 4, (40, 90), seed=2, spk_offset=100)
     write_trials_all_pairs(val)
     return train, val
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def subprocess_env() -> dict:
+    """Environment for training subprocesses: the repo importable, one OpenMP thread (2 shared cores)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def prepare_lists(tmp_path: Path, **train) -> tuple[Path, Path]:
+    """A tiny corpus + config under ``tmp_path`` and its stage-2 lists; returns (config, lists dir)."""
+    train_dir, val_dir = make_corpus(tmp_path)
+    conf = tiny_config(tmp_path / "conf.yaml", **train)
+    lists = tmp_path / "lists"
+    subprocess.run([sys.executable, "-m", "dmha.bin.prepare_lists", "--config", str(conf), str(train_dir),
+                    str(val_dir), str(lists)], check=True, env=subprocess_env(), capture_output=True)
+    return conf, lists
