@@ -57,7 +57,9 @@ def embed_feature_list(model: nn.Module, feats: Sequence[np.ndarray | torch.Tens
                 else nullcontext())
     try:
         for idx in length_batches(lengths, max_frames_per_batch, batch_size):
-            mats = [torch.as_tensor(np.asarray(feats[i], dtype=np.float32)) for i in idx]
+            # np.array copies: kaldiio may hand out read-only arrays, which torch cannot wrap safely.
+            mats = [feats[i].float() if isinstance(feats[i], torch.Tensor)
+                    else torch.from_numpy(np.array(feats[i], dtype=np.float32)) for i in idx]
             lens = torch.tensor([lengths[i] for i in idx], dtype=torch.long)
             x = torch.nn.utils.rnn.pad_sequence(mats, batch_first=True)
             x = normalize_features(x, mode=norm, lengths=lens).to(device)
