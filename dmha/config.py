@@ -50,11 +50,14 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "log_every_steps": 50,
     "num_workers": 0,            # DataLoader worker processes per training process
     "num_threads": 0,            # torch intra-op threads per process (0: torch's default)
-    "bf16": False,               # bf16 autocast on CUDA (ignored on CPU)
+    "bf16": False,               # bf16 autocast: true | false | auto (native bf16 only; dmha.precision)
     "val_max_frames": 20000,     # padded frames per validation batch (memory bound)
     "val_batch_size": 64,        # utterances per validation batch
     "cache_feats": False,        # keep raw training features in memory (small corpora)
 }
+
+#: Boolean keys that also accept "auto" (decided at run time for the device, see dmha.precision).
+AUTO_BOOL_KEYS = {"train.bf16"}
 
 #: Loss defaults (SPEC §2: AM-Softmax s = 30, m = 0.4); ``margin: null`` = the default of ``type``.
 LOSS_DEFAULTS: dict[str, Any] = {"type": "amsoftmax", "scale": 30.0, "margin": None}
@@ -129,12 +132,17 @@ def _convert(key: str, old: Any, new: Any, text: str) -> Any:
     """Convert the parsed value ``new`` (from ``text``) to the type of ``old``; UserError if impossible."""
     if old is None:
         return new
+    if key in AUTO_BOOL_KEYS:
+        if new == "auto":
+            return new
+        old = False  # otherwise a boolean, whatever the value being replaced ("auto" is a str)
     if isinstance(old, bool):
         if isinstance(new, bool):
             return new
         if isinstance(new, int) and new in (0, 1):
             return bool(new)
-        raise UserError(f"override {key}={text}: expected true or false")
+        also = ", or auto" if key in AUTO_BOOL_KEYS else ""
+        raise UserError(f"override {key}={text}: expected true or false{also}")
     if isinstance(old, int):
         if isinstance(new, bool):
             raise UserError(f"override {key}={text}: expected an integer")
@@ -211,6 +219,8 @@ def _check_train(t: dict, path: PathLike) -> None:
             raise UserError(f"{path}: train.{k}={t[k]} must be >= 0")
     if not t["lr"] > 0 or not 0 < t["lr_factor"] <= 1:
         raise UserError(f"{path}: need train.lr > 0 and 0 < train.lr_factor <= 1")
+    if not (isinstance(t["bf16"], bool) or t["bf16"] == "auto"):
+        raise UserError(f"{path}: train.bf16={t['bf16']!r}: expected true, false or auto")
 
 
 def save_config(cfg: dict, path: PathLike) -> None:

@@ -9,13 +9,13 @@ masked out. Each utterance is CMN'd over its own valid frames with the one norma
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import nullcontext
 
 import numpy as np
 import torch
 from torch import nn
 
 from dmha.features import normalize_features
+from dmha.precision import bf16_autocast
 
 
 def length_batches(lengths: Sequence[int], max_frames_per_batch: int, batch_size: int) -> list[list[int]]:
@@ -45,7 +45,7 @@ def embed_feature_list(model: nn.Module, feats: Sequence[np.ndarray | torch.Tens
 
     ``model.embed(x, lengths)`` gets CMN'd, zero-padded (B, T, F) batches with their lengths. The model
     is put in eval mode for the call and its previous mode restored afterwards. ``bf16`` enables bf16
-    autocast on CUDA only.
+    autocast on the device (CPU or CUDA; see :mod:`dmha.precision` for where that pays off).
     """
     device = torch.device(device)
     core = model.module if hasattr(model, "module") else model
@@ -53,8 +53,7 @@ def embed_feature_list(model: nn.Module, feats: Sequence[np.ndarray | torch.Tens
     core.eval()
     lengths = [int(f.shape[0]) for f in feats]
     out: np.ndarray | None = None
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if bf16 and device.type == "cuda"
-                else nullcontext())
+    autocast = bf16_autocast(bf16, device)
     try:
         for idx in length_batches(lengths, max_frames_per_batch, batch_size):
             # np.array copies: kaldiio may hand out read-only arrays, which torch cannot wrap safely.

@@ -55,6 +55,7 @@ from dmha.extract import cosine_scores, embed_feature_list
 from dmha.fileio import atomic_open, read_kv
 from dmha.metrics import compute_metrics
 from dmha.plotting import plot_training_curves
+from dmha.precision import bf16_autocast, describe, resolve_bf16
 
 log = logging.getLogger("dmha.train")
 
@@ -118,7 +119,8 @@ class ValidationSet:
 
     def evaluate(self, model: nn.Module, device: torch.device, tcfg: dict, norm: str) -> dict:
         emb = embed_feature_list(model, self.feats, device, max_frames_per_batch=tcfg["val_max_frames"],
-                                 batch_size=tcfg["val_batch_size"], norm=norm, bf16=tcfg["bf16"])
+                                 batch_size=tcfg["val_batch_size"], norm=norm,
+                                 bf16=resolve_bf16(tcfg["bf16"], device))
         return compute_metrics(cosine_scores(emb, self.enroll, self.test), self.labels)
 
 
@@ -256,8 +258,8 @@ def _train(cfg: dict, lists_dir: Path, exp_dir: Path, info: DistInfo) -> TrainOu
     val_set = ValidationSet(lists_dir) if info.is_main else None
     dataset = CropDataset(train_list, tcfg["crop_frames"], norm=cfg["features"]["norm"],
                           cache=tcfg["cache_feats"])
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if tcfg["bf16"] and device.type == "cuda"
-                else contextlib.nullcontext())
+    autocast = bf16_autocast(resolve_bf16(tcfg["bf16"], device), device)
+    log.info("precision: %s", describe(tcfg["bf16"], device))
     accum = tcfg["grad_accum"]
     final_margin = getattr(loss_head, "margin", None)
     warmup_steps = tcfg["margin_warmup_epochs"] * n_steps

@@ -41,7 +41,7 @@ def test_overrides_coerce_types(tmp_path):
     ("train.lrr=1", ["train.lrr", "'lrr'"]),
     ("nosuch.x=1", ["'nosuch'"]),
     ("train.max_epochs=2.5", ["train.max_epochs", "integer"]),
-    ("train.bf16=maybe", ["train.bf16", "true or false"]),
+    ("train.bf16=maybe", ["train.bf16", "true or false, or auto"]),
     ("train.lr=fast", ["train.lr", "number"]),
     ("train.lr", ["section.key=value"]),
 ])

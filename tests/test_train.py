@@ -26,12 +26,16 @@ def _train_cmd(conf: Path, lists: Path, exp: Path, *extra: str) -> list[str]:
             str(lists), str(exp)]
 
 
-def test_tiny_training_lowers_loss(tmp_path):
+@pytest.mark.parametrize("bf16", ["false", "true"])
+def test_tiny_training_lowers_loss(tmp_path, bf16):
     conf, lists = prepare_lists(tmp_path, max_epochs=10, lr=3e-3, num_workers=1)  # worker path too
     exp = tmp_path / "exp"
-    proc = subprocess.run(_train_cmd(conf, lists, exp, "--override", "model.channels=[8,16,16,16]"),
+    overrides = f"model.channels=[8,16,16,16] train.bf16={bf16}"
+    proc = subprocess.run(_train_cmd(conf, lists, exp, "--override", overrides),
                           env=subprocess_env(), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+    precision = "precision: bf16 autocast" if bf16 == "true" else "precision: float32"
+    assert precision in (exp / "train.log").read_text()
     rows = (exp / "metrics.csv").read_text().splitlines()
     header = rows[0].split(",")
     assert header == ["epoch", "step", "loss", "acc", "val_eer", "val_mindcf", "lr", "time", "margin"]

@@ -71,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "longest first; default %(default)s)")
     s.add_argument("--num-threads", type=_non_negative, default=0,
                    help="torch CPU threads (0: torch's default)")
-    s.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
+    s.add_argument("--bf16", action="store_true",
+                   help="bf16 autocast (CPU or CUDA; faster only where the device has native bf16, see "
+                        "dmha.precision; default float32)")
     for name in ("exp_dir", "data_dir", "out_ark", "out_scp"):
         s.add_argument(name)
     s = sub.add_parser("merge", help="merge job outputs, write speaker means")
