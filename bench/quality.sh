@@ -21,6 +21,7 @@ prepare=true       # run.sh stages 1-2 first (features of all sets + training li
 peer=true          # also embed and score with Resemblyzer (pip install --no-deps -r bench/requirements.txt)
 train_opts=        # extra overrides for every system, e.g. "train.batch_size=16"
 nj=2
+jobs=1             # trainings run at once (each uses the config's train.num_threads torch threads)
 device=auto
 exp_root=exp/quality
 out=bench/results/quality
@@ -40,11 +41,13 @@ Options:
   --prepare B          run run.sh --stage 1 --stop-stage 2 first (default $prepare)
   --peer B             include Resemblyzer (default $peer)
   --nj N               extraction jobs (default $nj)
+  --jobs N             (system, seed) runs at once; 2 on 2 cores with the mini configs' single torch
+                       thread nearly halves the wall time (default $jobs)
   --device DEV         auto | cpu | cuda (default $device)
   --exp-root DIR       (default $exp_root)
   --out PREFIX         (default $out)
 Examples:
-  bench/quality.sh                                          # full report: hours on 2 CPU cores
+  bench/quality.sh --jobs 2                                 # full report: about an hour on 2 CPU cores
   bench/quality.sh --systems \"stats dmha\" --seeds 0 --epochs 1 --peer false   # toy check"
 
 cd "$(dirname "$0")/.."
@@ -63,7 +66,36 @@ if [ "$prepare" = true ]; then
 fi
 [ -f "$lists/train.list" ] || { echo "$0: $lists/train.list missing; run with --prepare true" >&2; exit 1; }
 
+# One (system, seed) run: train, extract and score; its output goes to <exp>/quality.log when run in
+# the background so that parallel runs do not interleave.
+run_one() {
+  local name=$1 seed=$2 config=$3 opts=$4 exp=$5 t0 set
+  echo "=== $(date '+%F %T') quality: $name seed $seed: train ($config; $opts)"
+  t0=$(date +%s)
+  steps/train.sh --config "$config" --device "$device" --override "$opts" "$lists" "$exp"
+  # wall time of the training call (a resumed/finished run records the time of this call only once)
+  [ -f "$exp/quality_train_seconds" ] || echo $(( $(date +%s) - t0 )) > "$exp/quality_train_seconds"
+  for set in $test_sets; do
+    steps/extract_embeddings.sh --nj "$nj" --device "$device" "$exp" "data/$set" "$exp/embeddings/$set"
+    steps/score.sh --results "$exp/results" --name "$set" "data/$set/trials" "$exp/embeddings/$set" \
+      "$exp/scores/$set.score"
+  done
+  echo "=== $(date '+%F %T') quality: $name seed $seed: done"
+}
+
 names=()
+pids=()
+pid_exps=()
+failed=0
+# waits for the oldest background run; a failure is counted and reported with its log, the others go on
+wait_oldest() {
+  if ! wait "${pids[0]}"; then
+    echo "$0: run ${pid_exps[0]} failed; see ${pid_exps[0]}/quality.log" >&2
+    failed=$((failed + 1))
+  fi
+  pids=("${pids[@]:1}")
+  pid_exps=("${pid_exps[@]:1}")
+}
 for spec in $systems; do
   name=${spec%%=*}
   rest=${spec#*=}
@@ -82,18 +114,23 @@ for spec in $systems; do
     [ "$same_budget" = true ] && opts+=" train.stop_patience=1000"
     [ -n "$ovr" ] && opts+=" $ovr"
     [ -n "$train_opts" ] && opts+=" $train_opts"
-    echo "=== $(date '+%F %T') quality: $name seed $seed: train ($config; $opts)"
-    t0=$(date +%s)
-    steps/train.sh --config "$config" --device "$device" --override "$opts" "$lists" "$exp"
-    # wall time of the training call (a resumed/finished run records the time of this call only once)
-    [ -f "$exp/quality_train_seconds" ] || echo $(( $(date +%s) - t0 )) > "$exp/quality_train_seconds"
-    for set in $test_sets; do
-      steps/extract_embeddings.sh --nj "$nj" --device "$device" "$exp" "data/$set" "$exp/embeddings/$set"
-      steps/score.sh --results "$exp/results" --name "$set" "data/$set/trials" "$exp/embeddings/$set" \
-        "$exp/scores/$set.score"
-    done
+    if [ "$jobs" -le 1 ]; then
+      run_one "$name" "$seed" "$config" "$opts" "$exp"
+      continue
+    fi
+    while [ "${#pids[@]}" -ge "$jobs" ]; do wait_oldest; done
+    mkdir -p "$exp"
+    echo "=== $(date '+%F %T') quality: $name seed $seed started in the background (log: $exp/quality.log)"
+    ( run_one "$name" "$seed" "$config" "$opts" "$exp" ) > "$exp/quality.log" 2>&1 &
+    pids+=($!)
+    pid_exps+=("$exp")
   done
 done
+while [ "${#pids[@]}" -gt 0 ]; do wait_oldest; done
+if [ "$failed" -gt 0 ]; then
+  echo "$0: $failed run(s) failed (logs named above); finished runs are kept, re-run to resume" >&2
+  exit 1
+fi
 
 peer_opt=()
 if [ "$peer" = true ]; then
@@ -117,7 +154,7 @@ first_seed=${seeds%% *}
   echo "# Quality: mini recipe, $(date -u '+%F %H:%M UTC')"
   echo
   echo "systems: $systems; seeds: $seeds; epochs: ${epochs:-config default}; same budget: $same_budget;" \
-       "extra overrides: ${train_opts:-none}; device $device; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+       "extra overrides: ${train_opts:-none}; device $device; runs at once: $jobs; load average $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
   python bench/quality_report.py --exp-root "$exp_root" --systems "${names[*]}" --seeds "$seeds" \
     --sets "$test_sets" "${peer_opt[@]}"
