@@ -10,7 +10,12 @@ crop_frames frames, equal length as in training). Implementations ("variants"):
   (zero_grad, forward, loss, backward, step, loss.item());
 * ``ours_cl``  — ours with ``model.channels_last: true`` (NHWC conv weights and input; CPU and CUDA).
   ``ours`` is built with ``channels_last: false`` whatever the config says, so the two rows
-  separate the layout from the rest.
+  separate the layout from the rest;
+* ``ours_bf16`` — ours_cl under bf16 autocast, as dmha.train runs it with ``train.bf16: true`` (or
+  ``auto`` on a device with native bf16: the recipe configs' setting). Only in the default variant list
+  where the device has native bf16 (dmha.precision.native_bf16). Its results are not bit-equal to
+  float32: the check prints its deviation, and bench/quality.sh trains dmha both ways (dmha vs
+  dmha_fp32) to show equal EER at the same budget.
 
 Cases: ``paper`` (egs/voxceleb/conf/dmha_k32.yaml: VGG4L 128/256/512/1024, DMHA K = 32, 350 frames,
 5994 classes; small batch on CPU) and ``mini`` (egs/mini/conf/dmha.yaml with its train batch/crop).
@@ -87,7 +92,7 @@ def _build(c: dict, variant: str, device):
     from dmha.train import SpeakerClassifier
 
     torch.manual_seed(0)
-    model = build_model({**c["model"], "channels_last": variant == "ours_cl"}, c["classes"])
+    model = build_model({**c["model"], "channels_last": variant in ("ours_cl", "ours_bf16")}, c["classes"])
     loss = build_loss(c["loss"], model.embed_dim, c["classes"])
     if variant.startswith("ours"):
         return SpeakerClassifier(model, loss).to(device), None
@@ -103,13 +108,17 @@ def _step_fn(net, crit, variant: str, opt, device):
     """One training step as each code base writes it; returns a callable(feats_cpu, labels_cpu)."""
     import torch
 
+    from dmha.precision import bf16_autocast
+
     if crit is None:  # ours: the loop of dmha.train (set_to_none, loss/acc sums kept on the device)
         sums = torch.zeros(3, dtype=torch.float64, device=device)
+        autocast = bf16_autocast(variant == "ours_bf16", device)
 
         def step(x, y):
             opt.zero_grad(set_to_none=True)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            loss, logits = net(x, y)
+            with autocast:
+                loss, logits = net(x, y)
             loss.backward()
             with torch.no_grad():
                 sums[0] += loss.detach().double() * len(y)
@@ -234,6 +243,18 @@ def _worker_check(args: argparse.Namespace, case: str) -> dict:
     ours_cl, _ = _build(c, "ours_cl", device)
     ours_cl.train(), ours.train()
     res["cl_out_maxabs"] = float((ours_cl.model(x, None) - ours.model(x, None)).abs().max())
+    from dmha.precision import bf16_autocast
+
+    # bf16 vs float32 embeddings in eval mode: in train mode on random input the batch statistics of a
+    # freshly initialised net are near-degenerate (fc2's batch variance ~ bf16 resolution), which blows
+    # up any rounding; real batches are not like that (see the quality report for results).
+    ours_cl.eval(), ours.eval()
+    with torch.no_grad():
+        with bf16_autocast(True, device):
+            emb_bf16 = ours_cl.model.embed(x, None).float()
+        emb_fp32 = ours.model.embed(x, None)
+    res["bf16_emb_relerr"] = float((emb_bf16 - emb_fp32).norm() / emb_fp32.norm())
+    ours.train()
     del ours_cl
     opt_o = torch.optim.Adam(ours.parameters(), lr=c["lr"], weight_decay=c["wd"])
     opt_r = torch.optim.Adam(list(ref.parameters()) + list(ref_loss.parameters()), lr=c["lr"],
@@ -350,7 +371,9 @@ def _load() -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cases", default="paper,mini", help="comma list of: paper, mini")
-    p.add_argument("--variants", default="ours,ref,ours_cl", help="comma list of: ours, ref, ours_cl")
+    p.add_argument("--variants", default="",
+                   help="comma list of: ours, ref, ours_cl, ours_bf16 (default: the first three, plus "
+                        "ours_bf16 where the device has native bf16)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
     p.add_argument("--paper-batch", type=int, default=2, help="paper-config batch (default 2: CPU)")
     p.add_argument("--paper-frames", type=int, default=0, help="paper crop (default: its config, 350)")
@@ -382,12 +405,18 @@ def main() -> None:
         return
 
     cases = [s for s in args.cases.split(",") if s]
+    if not args.variants:
+        from dmha.device import resolve_device
+        from dmha.precision import native_bf16
+
+        bf16 = native_bf16(resolve_device(args.device))
+        args.variants = "ours,ref,ours_cl" + (",ours_bf16" if bf16 else "")
     variants = [s for s in args.variants.split(",") if s]
     for s in cases:
         if s not in CASES:
             p.error(f"unknown case {s!r}; choose from {sorted(CASES)}")
     for v in variants:
-        if v not in ("ours", "ref", "ours_cl"):
+        if v not in ("ours", "ref", "ours_cl", "ours_bf16"):
             p.error(f"unknown variant {v!r}")
     print(f"# Training-step benchmark (bench/bench_train.py)\n\nmachine: {os.cpu_count()} CPUs, "
           f"device {args.device}; load average (1/5/15 min) at start {_load()}; "
@@ -441,7 +470,8 @@ def main() -> None:
                   f"{r['initial_loss'][1]:.6f}; after one Adam step on each: "
                   f"{r['after_step_out_maxabs']:.2e}, "
                   f"loss {r['after_step_loss'][0]:.6f} vs {r['after_step_loss'][1]:.6f}; "
-                  f"ours_cl vs ours: {r['cl_out_maxabs']:.2e}")
+                  f"ours_cl vs ours: {r['cl_out_maxabs']:.2e}; bf16 vs float32 embeddings (eval mode, "
+                  f"not meant to be equal): relative error {r['bf16_emb_relerr']:.1e}")
             print(f"pooling layer alone (fwd+bwd, frames {tuple(r['pool_shape'])}): ours "
                   f"{r['pool_ours_ms']:.3f} ms, reference {r['pool_ref_ms']:.3f} ms -> "
                   f"{r['pool_ref_ms'] / r['pool_ours_ms']:.2f}x; max |diff| {r['pool_maxabs']:.1e}\n",
