@@ -7,6 +7,13 @@ depend on them). Each mode runs in its own fresh process so its peak memory is i
 the process on CPU (getrusage), peak allocated CUDA memory on GPU. It also checks that both modes give
 the same embeddings (min cosine).
 
+Why batching may gain little on a CPU: batching removes per-call overhead and fills idle compute
+units, but it cannot remove arithmetic (padding adds some). So the bench also counts the model's
+floating-point operations (torch.utils.flop_counter, an untimed pass) and measures the device's peak
+with a large matrix product in the same dtype and thread count: ``peak / (batch-1 GFLOP/s)`` is an
+upper bound on the speed-up ANY batching can give on that device. On a GPU batch-1 leaves most of the
+device idle and the bound is large; on a small CPU it can be close to 1.
+
     python bench/bench_extract.py                        # 200 utterances of 1-6 s, CPU or CUDA
     python bench/bench_extract.py --device cuda --n-utts 2000 --batch-frames 60000
 """
@@ -75,8 +82,36 @@ def _worker(args: argparse.Namespace) -> None:
            "threads": torch.get_num_threads()}
     if device.type == "cuda":
         out["peak_cuda_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:  # untimed: counting slows the ops down
+        run(feats)
+    out["gflop"] = counter.get_total_flops() / 1e9
     np.save(args.emb_out, emb)
     print(json.dumps(out))
+
+
+def _peak_gflops(args: argparse.Namespace) -> dict:
+    """The device's matrix-product peak (GFLOP/s), same dtype and threads as the extraction modes."""
+    import torch
+
+    from dmha.device import resolve_device
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    n = 4096 if device.type == "cuda" else 2048
+    dtype = torch.bfloat16 if args.bf16 else torch.float32
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    best = float("inf")
+    for _ in range(6):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        (a @ b).sum().item()
+        best = min(best, time.perf_counter() - t0)
+    return {"peak_gflops": 2 * n**3 / best / 1e9, "n": n, "dtype": str(dtype).replace("torch.", "")}
 
 
 def main() -> None:
@@ -89,12 +124,16 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--batch-frames", type=int, default=0,
                    help="padded frames per batch (0: the stage's device default, 20000 CUDA / 2000 CPU)")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
+    p.add_argument("--bf16", action="store_true",
+                   help="bf16 autocast (CPU or CUDA; the peak is then measured in bf16)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--worker", choices=("batched", "single"), help=argparse.SUPPRESS)
+    p.add_argument("--worker", choices=("batched", "single", "peak"), help=argparse.SUPPRESS)
     p.add_argument("--emb-out", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.worker == "peak":
+        print(json.dumps(_peak_gflops(args)))
+        return
     if args.worker:
         _worker(args)
         return
@@ -103,7 +142,7 @@ def main() -> None:
 
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for mode in ("batched", "single"):
+        for mode in ("batched", "single", "peak"):
             cmd = [sys.executable, __file__, "--worker", mode, "--emb-out", f"{tmp}/{mode}.npy"]
             for k in ("config", "device", "n_utts", "min_frames", "max_frames", "batch_size", "batch_frames",
                       "threads", "seed"):
@@ -116,6 +155,7 @@ def main() -> None:
                 sys.exit(f"{mode} worker failed:\n{proc.stderr}")
             results[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
         a, b = np.load(f"{tmp}/batched.npy"), np.load(f"{tmp}/single.npy")
+    peak = results["peak"]
     cos = np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     r_b, r_s = results["batched"], results["single"]
     mem_key = "peak_cuda_mib" if "peak_cuda_mib" in r_b else "peak_rss_mib"
@@ -123,16 +163,23 @@ def main() -> None:
     print(f"# extraction bench: {args.n_utts} utterances of {args.min_frames}-{args.max_frames} frames "
           f"({r_b['frames']} frames), model {Path(args.config).name}, device {r_b['device']} "
           f"({r_b['gpu_name']}), torch threads {r_b['threads']}{', bf16' if args.bf16 else ''}\n")
-    print(f"| mode | batch | utterances/s | wall s | CPU s (process) | {mem_name} |")
-    print("|---|---|---|---|---|---|")
+    print(f"| mode | batch | utterances/s | wall s | CPU s (process) | GFLOP (model) | GFLOP/s | "
+          f"{mem_name} |")
+    print("|---|---|---|---|---|---|---|---|")
     frames = args.batch_frames or "device-default (2000 CPU / 20000 CUDA)"
     for name, r, batch in (("batched", r_b, f"{args.batch_size} utts / {frames} frames"),
                            ("batch-1", r_s, "1")):
         print(f"| {name} | {batch} | {r['utts_per_s']:.1f} | {r['seconds']:.2f} | {r['cpu_seconds']:.2f} | "
-              f"{r[mem_key]:.0f} |")
+              f"{r['gflop']:.1f} | {r['gflop'] / r['seconds']:.1f} | {r[mem_key]:.0f} |")
     print(f"\nspeed-up batched / batch-1: {r_b['utts_per_s'] / r_s['utts_per_s']:.2f}x wall, "
           f"{r_s['cpu_seconds'] / r_b['cpu_seconds']:.2f}x CPU time; "
           f"min cosine(batched, batch-1) = {cos.min():.6f}; load average {os.getloadavg()[0]:.1f}")
+    single_rate = r_s["gflop"] / r_s["seconds"]
+    print(f"\ncompute bound: a {peak['dtype']} matrix product of {peak['n']}^3 peaks at "
+          f"{peak['peak_gflops']:.0f} GFLOP/s here; batch-1 extraction already runs at "
+          f"{single_rate:.0f} GFLOP/s, so no batching can be faster than "
+          f"{peak['peak_gflops'] / single_rate:.1f}x batch-1 on this device (batched reached "
+          f"{r_b['gflop'] / r_b['seconds'] / peak['peak_gflops']:.0%} of the peak)")
 
 
 if __name__ == "__main__":
