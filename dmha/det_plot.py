@@ -15,8 +15,8 @@ import numpy as np
 from dmha.fileio import PathLike, atomic_open
 from dmha.metrics import DetPoints
 
-_TICKS = np.array([0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4])
-_LIMITS = (0.0005, 0.5)
+_TICKS = np.array([0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8])
+_LIMITS = (0.0005, 0.5)   # the upper limit grows (up to 0.8) for systems whose EER is near it
 
 
 def _thin(x: np.ndarray, y: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
@@ -39,20 +39,23 @@ def plot_det(curves: Sequence[tuple[str, DetPoints]], path: PathLike, title: str
     import matplotlib.pyplot as plt
     from scipy.stats import norm
 
-    lo, hi = norm.ppf(_LIMITS[0]), norm.ppf(_LIMITS[1])
+    worst = max(eers or [0.0])
+    lo, hi = norm.ppf(_LIMITS[0]), norm.ppf(min(0.8, max(_LIMITS[1], 1.5 * worst)))
     fig, ax = plt.subplots(figsize=(5, 5))
     try:
         for i, (label, det) in enumerate(curves):
             x = np.clip(norm.ppf(np.clip(det.fpr, 1e-12, 1 - 1e-12)), lo - 1, hi + 1)
             y = np.clip(norm.ppf(np.clip(det.fnr, 1e-12, 1 - 1e-12)), lo - 1, hi + 1)
             x, y = _thin(x, y, 0.005)
-            line, = ax.plot(x, y, label=label)
-            if eers is not None and eers[i] > 0:
+            has_eer = eers is not None and eers[i] > 0
+            line, = ax.plot(x, y, label=f"{label} (EER {100 * eers[i]:.2f}%)" if has_eer else label)
+            if has_eer:
                 d = norm.ppf(eers[i])
-                ax.plot([d], [d], "o", color=line.get_color(), label=f"EER {100 * eers[i]:.2f}%")
+                ax.plot([d], [d], "o", color=line.get_color())
         ax.plot([lo, hi], [lo, hi], ":", color="0.6", linewidth=0.8)
-        ticks = norm.ppf(_TICKS)
-        labels = [f"{100 * t:g}" for t in _TICKS]
+        shown = _TICKS[norm.ppf(_TICKS) <= hi + 1e-9]
+        ticks = norm.ppf(shown)
+        labels = [f"{100 * t:g}" for t in shown]
         ax.set_xticks(ticks, labels)
         ax.set_yticks(ticks, labels)
         ax.set_xlim(lo, hi)
@@ -62,7 +65,7 @@ def plot_det(curves: Sequence[tuple[str, DetPoints]], path: PathLike, title: str
         ax.grid(True, linewidth=0.5, alpha=0.5)
         if title:
             ax.set_title(title)
-        ax.legend(loc="upper right", fontsize="small")
+        ax.legend(loc="lower left", fontsize="small")  # empty corner: curves run top-left to bottom-right
         fig.tight_layout()
         with atomic_open(path, "wb") as f:
             fig.savefig(f, format="png", dpi=100)
