@@ -140,6 +140,17 @@ def _step_fn(net, crit, variant: str, opt, device):
     return step
 
 
+def _training_step(c: dict, variant: str, device):
+    """A fresh model of ``variant`` in train mode with its Adam optimizer: (step callable, parameters)."""
+    import torch
+
+    net, crit = _build(c, variant, device)
+    params = list(net.parameters()) + (list(crit.parameters()) if crit is not None else [])
+    opt = torch.optim.Adam(params, lr=c["lr"], weight_decay=c["wd"])
+    net.train()
+    return _step_fn(net, crit, variant, opt, device), sum(p.numel() for p in params)
+
+
 def _sync(device) -> None:
     import torch
 
@@ -156,11 +167,7 @@ def _worker_time(args: argparse.Namespace, case: str, variant: str) -> dict:
 
     device = resolve_device(args.device)
     c = _case_cfg(args, case)
-    net, crit = _build(c, variant, device)
-    params = list(net.parameters()) + (list(crit.parameters()) if crit is not None else [])
-    opt = torch.optim.Adam(params, lr=c["lr"], weight_decay=c["wd"])
-    net.train()
-    step = _step_fn(net, crit, variant, opt, device)
+    step, n_params = _training_step(c, variant, device)
     g = torch.Generator().manual_seed(1)
     x = torch.randn(c["batch"], c["frames"], 80, generator=g)
     y = torch.randint(0, c["classes"], (c["batch"],), generator=g)
@@ -179,7 +186,7 @@ def _worker_time(args: argparse.Namespace, case: str, variant: str) -> dict:
     out = {"case": case, "variant": variant, "times": times, "cpu_s": time.process_time() - c0,
            "batch": c["batch"], "frames": c["frames"], "threads": torch.get_num_threads(),
            "device": str(device), "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-           "params_m": sum(p.numel() for p in params) / 1e6}
+           "params_m": n_params / 1e6}
     if device.type == "cuda":
         out["peak_cuda_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
         out["gpu"] = torch.cuda.get_device_name(device)
@@ -200,11 +207,7 @@ def _worker_interleaved(args: argparse.Namespace, case: str, variants: list[str]
     c = _case_cfg(args, case)
     steps = {}
     for v in variants:
-        net, crit = _build(c, v, device)
-        params = list(net.parameters()) + (list(crit.parameters()) if crit is not None else [])
-        opt = torch.optim.Adam(params, lr=c["lr"], weight_decay=c["wd"])
-        net.train()
-        steps[v] = _step_fn(net, crit, v, opt, device)
+        steps[v], _ = _training_step(c, v, device)
     g = torch.Generator().manual_seed(1)
     x = torch.randn(c["batch"], c["frames"], 80, generator=g)
     y = torch.randint(0, c["classes"], (c["batch"],), generator=g)
@@ -323,11 +326,7 @@ def _worker_profile(args: argparse.Namespace, case: str, variant: str) -> dict:
 
     device = resolve_device(args.device)
     c = _case_cfg(args, case)
-    net, crit = _build(c, variant, device)
-    params = list(net.parameters()) + (list(crit.parameters()) if crit is not None else [])
-    opt = torch.optim.Adam(params, lr=c["lr"], weight_decay=c["wd"])
-    net.train()
-    step = _step_fn(net, crit, variant, opt, device)
+    step, _ = _training_step(c, variant, device)
     x = torch.randn(c["batch"], c["frames"], 80)
     y = torch.randint(0, c["classes"], (c["batch"],))
     step(x, y)
