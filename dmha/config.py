@@ -219,8 +219,14 @@ def _check_train(t: dict, path: PathLike) -> None:
             raise UserError(f"{path}: train.{k}={t[k]} must be >= 0")
     if not t["lr"] > 0 or not 0 < t["lr_factor"] <= 1:
         raise UserError(f"{path}: need train.lr > 0 and 0 < train.lr_factor <= 1")
-    if not (isinstance(t["bf16"], bool) or t["bf16"] == "auto"):
-        raise UserError(f"{path}: train.bf16={t['bf16']!r}: expected true, false or auto")
+    check_bf16_setting(t["bf16"], f"{path}: train.bf16")
+
+
+def check_bf16_setting(value: Any, where: str = "train.bf16") -> Any:
+    """``value`` if it is true, false or "auto" (dmha.precision); else a UserError naming ``where``."""
+    if isinstance(value, bool) or value == "auto":
+        return value
+    raise UserError(f"{where}={value!r}: expected true, false or auto")
 
 
 def save_config(cfg: dict, path: PathLike) -> None:

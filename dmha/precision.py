@@ -15,7 +15,7 @@ from typing import ContextManager, Union
 
 import torch
 
-from dmha.errors import UserError
+from dmha.config import check_bf16_setting
 
 Bf16Setting = Union[bool, str]
 
@@ -32,13 +32,6 @@ def native_bf16(device: torch.device | str) -> bool:
             if fn is not None and fn():
                 return True
     return False
-
-
-def check_bf16_setting(value: Bf16Setting, where: str = "train.bf16") -> Bf16Setting:
-    """Return ``value`` if it is true, false or "auto"; otherwise a UserError naming ``where``."""
-    if isinstance(value, bool) or value == "auto":
-        return value
-    raise UserError(f"{where}: expected true, false or auto, got {value!r}")
 
 
 def resolve_bf16(setting: Bf16Setting, device: torch.device | str) -> bool:
