@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import kaldiio
 import numpy as np
 import torch
 from torch import nn
@@ -42,6 +41,7 @@ from dmha.checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set
 from dmha.config import config_diff, save_config
 from dmha.data.dataset import (
     CropDataset,
+    ScpFeatures,
     check_batch_split,
     collate_crops,
     epoch_plan,
@@ -101,7 +101,7 @@ def seed_everything(seed: int) -> None:
 
 
 class ValidationSet:
-    """Validation trials and the raw features of every utterance they mention (loaded once)."""
+    """Validation trials and the raw features of every utterance they mention (read at each use)."""
 
     def __init__(self, lists_dir: Path) -> None:
         trials = read_trials(lists_dir / "val_trials")
@@ -115,12 +115,12 @@ class ValidationSet:
         self.enroll = np.array([index[u] for u in trials.enroll])
         self.test = np.array([index[u] for u in trials.test])
         self.labels = trials.labels
-        self.feats = [np.asarray(kaldiio.load_mat(scp[u]), dtype=np.float32) for u in utts]
+        self.feats = ScpFeatures(utts, [scp[u] for u in utts])  # read on use, not kept in memory
 
     def evaluate(self, model: nn.Module, device: torch.device, tcfg: dict, norm: str) -> dict:
         emb = embed_feature_list(model, self.feats, device, max_frames_per_batch=tcfg["val_max_frames"],
                                  batch_size=tcfg["val_batch_size"], norm=norm,
-                                 bf16=resolve_bf16(tcfg["bf16"], device))
+                                 bf16=resolve_bf16(tcfg["bf16"], device), lengths=self.feats.lengths)
         return compute_metrics(cosine_scores(emb, self.enroll, self.test), self.labels)
 
 

@@ -62,17 +62,32 @@ def default_batch_frames(device: torch.device | str) -> int:
     return 20000 if torch.device(device).type == "cuda" else 2000
 
 
+class _Subset(Sequence):
+    """``base[idx[0]], base[idx[1]], ...`` without reading them all now (base may load on access)."""
+
+    def __init__(self, base: Sequence, idx: Sequence[int]) -> None:
+        self.base, self.idx = base, list(idx)
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    def __getitem__(self, i: int):  # type: ignore[override]
+        return self.base[self.idx[i]]
+
+
 def embed_utterances(model: nn.Module, feats: Sequence[np.ndarray | torch.Tensor], *,
                      device: torch.device | str = "cpu", norm: str = "cmn", batch_frames: int = 0,
-                     batch_size: int = 64, max_chunk_frames: int = 0, bf16: bool = False) -> np.ndarray:
+                     batch_size: int = 64, max_chunk_frames: int = 0, bf16: bool = False,
+                     lengths: Sequence[int] | None = None) -> np.ndarray:
     """Embed raw (T_i, F) features -> float32 (N, embed_dim), in input order, with the optional cap.
 
     Without a cap (or for utterances of at most ``max_chunk_frames`` frames) this is exactly
     :func:`dmha.extract.embed_feature_list`. Longer utterances are normalised whole, cut into chunks
     (:func:`chunk_bounds`) and represented by the mean of their unit-norm chunk embeddings.
-    ``batch_frames=0`` picks :func:`default_batch_frames` for the device.
+    ``batch_frames=0`` picks :func:`default_batch_frames` for the device. ``feats`` may read from disk
+    on access (see :func:`dmha.extract.embed_feature_list`); ``lengths``, if given, are its row counts.
     """
-    lengths = [int(f.shape[0]) for f in feats]
+    lengths = [int(t) for t in lengths] if lengths is not None else [int(f.shape[0]) for f in feats]
     for i, t in enumerate(lengths):
         if t < 1:
             raise UserError(f"utterance {i} has no frames; remove it from the data dir "
@@ -83,7 +98,8 @@ def embed_utterances(model: nn.Module, feats: Sequence[np.ndarray | torch.Tensor
     batch_frames = batch_frames or default_batch_frames(device)
     opts = dict(device=device, max_frames_per_batch=batch_frames, batch_size=batch_size, bf16=bf16)
     if short_idx:
-        emb = embed_feature_list(model, [feats[i] for i in short_idx], norm=norm, **opts)
+        emb = embed_feature_list(model, _Subset(feats, short_idx), norm=norm,
+                                 lengths=[lengths[i] for i in short_idx], **opts)
         out = np.zeros((len(feats), emb.shape[1]), dtype=np.float32)
         out[short_idx] = emb
     if long_idx:

@@ -53,3 +53,53 @@ def test_length_batches_bounds():
 def test_cosine_scores():
     emb = np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 3.0]], dtype=np.float32)
     np.testing.assert_allclose(cosine_scores(emb, np.array([0, 0]), np.array([1, 2])), [1.0, 0.0], atol=1e-6)
+
+
+class _CountingFeatures:
+    """A feature list that counts its reads (stands for ScpFeatures, which reads from disk)."""
+
+    def __init__(self, mats):
+        self.mats, self.reads = mats, 0
+
+    def __len__(self):
+        return len(self.mats)
+
+    def __getitem__(self, i):
+        self.reads += 1
+        return self.mats[i]
+
+
+@pytest.mark.parametrize("cap", [0, 50])
+def test_features_read_on_demand_give_the_same_embeddings_reading_each_once(model, cap):
+    from dmha.xvectors import embed_utterances
+
+    rng = np.random.default_rng(1)
+    mats = [rng.normal(5, 2, size=(int(t), 20)).astype(np.float32) for t in rng.integers(17, 120, size=7)]
+    lazy = _CountingFeatures(mats)
+    got = embed_utterances(model, lazy, max_chunk_frames=cap, batch_frames=300,
+                           lengths=[m.shape[0] for m in mats])
+    np.testing.assert_allclose(got, embed_utterances(model, mats, max_chunk_frames=cap, batch_frames=300),
+                               rtol=1e-5, atol=1e-6)
+    assert lazy.reads == len(mats)  # no second pass to find the lengths, no list of all matrices
+
+
+def test_scp_features_hold_no_matrices_and_name_an_unreadable_utterance(tmp_path):
+    import kaldiio
+
+    from dmha.data.dataset import ScpFeatures
+    from dmha.errors import UserError
+
+    rng = np.random.default_rng(2)
+    mats = {f"u{i}": rng.normal(size=(10 + i, 4)).astype(np.float32) for i in range(3)}
+    with kaldiio.WriteHelper(f"ark,scp:{tmp_path}/f.ark,{tmp_path}/f.scp") as w:
+        for k, m in mats.items():
+            w(k, m)
+    scp = dict(line.split(None, 1) for line in (tmp_path / "f.scp").read_text().splitlines())
+    feats = ScpFeatures(list(scp), list(scp.values()))
+    assert feats.lengths == [10, 11, 12] and len(feats) == 3
+    assert not any(isinstance(v, np.ndarray) for v in vars(feats).values())
+    np.testing.assert_array_equal(feats[1], mats["u1"])
+    feats[1][0, 0] = 99.0  # a writable copy: the next read is unchanged
+    assert feats[1][0, 0] == mats["u1"][0, 0]
+    with pytest.raises(UserError, match="'u9'.*make_fbank"):
+        ScpFeatures(["u0", "u9"], [scp["u0"], f"{tmp_path}/missing.ark:5"])

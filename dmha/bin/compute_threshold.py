@@ -43,7 +43,7 @@ def compute_threshold(exp_dir: str | Path, lists_dir: str | Path, device: str = 
     tcfg = exp.config["train"]
     emb = embed_utterances(exp.model, val.feats, device=exp.device, norm=exp.norm,
                            batch_frames=int(tcfg.get("val_max_frames", 20000)),
-                           batch_size=int(tcfg.get("val_batch_size", 64)))
+                           batch_size=int(tcfg.get("val_batch_size", 64)), lengths=val.feats.lengths)
     scores = cosine_scores(emb, val.enroll, val.test)
     eer, thr = compute_eer(scores, val.labels)
     n_target = int(val.labels.sum())
