@@ -51,7 +51,7 @@ utils_dir=$local_dir/../utils
 sets="mini_train mini_test"
 [ -n "$n_val" ] && [ "$n_val" -eq 0 ] || sets="$sets mini_val"
 $real_test && sets="$sets real_test"
-params="version=2 seed=$seed voices=$voices utts_per_spk=$utts_per_spk n_test=$n_test n_val=$n_val"
+params="version=3 seed=$seed voices=$voices utts_per_spk=$utts_per_spk n_test=$n_test n_val=$n_val"
 params="$params real_test=$real_test real_max_utts=$real_max_utts"
 stamp=$data/.mini_corpus.done
 summary=$data/mini_audio/summary.txt

@@ -414,3 +414,25 @@ def test_fetch_debs_private_sources_and_unpack(tmp_path):
     n_calls = len(calls.splitlines())
     run_script(cmd, env=env)                          # cached: no apt call at all
     assert len(log.read_text().splitlines()) == n_calls
+
+
+def test_mbrola_synthesis_is_repeatable(toy_fetched, tmp_path):
+    """nz1 reading English gave a different waveform at almost every call through espeak-ng's pipe to
+    mbrola; the two-step synthesis (phoneme file, then mbrola) must give the same samples every time."""
+    from dmha.corpus.synth import setup_espeak
+
+    proc = run_script(["bash", "local/fetch_debs.sh", str(toy_fetched / "mbrola"), "mbrola-nz1"],
+                      check=False, timeout=300)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot fetch mbrola-nz1: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
+    espeak = setup_espeak(toy_fetched / "tools", toy_fetched / "mbrola", tmp_path / "home", ["nz1", "us1"])
+    assert espeak.mbrola
+    text = "The quick brown fox jumps over the lazy dog near the river bank."
+    for voice in ("mb-nz1", "mb-us1"):
+        runs = [espeak.synthesize(text, voice, 150, 50, amplitude=60, tmpdir=str(tmp_path))
+                for _ in range(4)]
+        first, sr = runs[0]
+        assert sr in (16000, 22050) and len(first) > sr  # over a second of speech
+        assert 0.01 < float(np.sqrt(np.mean(first ** 2))) < 0.5  # a speech level, not silence/clipping
+        for wave, _ in runs[1:]:
+            np.testing.assert_array_equal(wave, first)

@@ -7,6 +7,11 @@ entry of the real espeak-ng data (the system's, or the one unpacked from Debian'
 an ``mbrola/`` folder linking the databases unpacked from the ``mbrola-<db>`` packages. A system
 espeak-ng is used when present (with its own data); otherwise the unpacked one runs with
 ``LD_LIBRARY_PATH`` pointing at the unpacked libraries.
+
+MBROLA voices are synthesised in two steps, ``espeak-ng --pho`` (phonemes, durations, pitch) and then
+``mbrola`` on that file, not through espeak-ng's own pipe to mbrola: through the pipe some voices give a
+different waveform at every call (nz1 on one English sentence: 3 lengths in 5 calls; two builds of the
+mini corpus differed in 219 of 2,740 training utterances), while the two steps are bit-identical.
 """
 
 from __future__ import annotations
@@ -36,10 +41,13 @@ class Espeak:
 
     binary: str
     env: dict[str, str] = field(default_factory=dict)
+    mbrola: str = ""   # the mbrola program: "mb-<db>" voices are run in two steps (module docstring)
 
     def synthesize(self, text: str, voice: str, rate: int, pitch: int, amplitude: int = 100,
                    tmpdir: str | None = None) -> tuple[np.ndarray, int]:
         """Synthesize ``text``; returns (float32 mono waveform, sample rate). Empty output is an error."""
+        if voice.startswith("mb-") and self.mbrola:
+            return self._synthesize_mbrola(text, voice, rate, pitch, amplitude, tmpdir)
         with tempfile.NamedTemporaryFile(suffix=".wav", dir=tmpdir) as tmp:
             cmd = [self.binary, "-v", voice, "-s", str(int(rate)), "-p", str(int(pitch)),
                    "-a", str(int(amplitude)), "-w", tmp.name, "--", text]
@@ -53,6 +61,33 @@ class Espeak:
             wave = wave.mean(axis=1)
         return wave, sr
 
+
+    def _synthesize_mbrola(self, text: str, voice: str, rate: int, pitch: int, amplitude: int,
+                           tmpdir: str | None) -> tuple[np.ndarray, int]:
+        """espeak-ng writes the phoneme file, mbrola renders it (deterministic, unlike the pipe)."""
+        cmd = [self.binary, "-q", "--pho", "-v", voice, "-s", str(int(rate)), "-p", str(int(pitch)),
+               "--", text]
+        pho = subprocess.run(cmd, env=self.env, capture_output=True, text=True)
+        if pho.returncode != 0 or not pho.stdout.strip():
+            raise RuntimeError(f"espeak-ng --pho -v {voice} failed (rc {pho.returncode}): "
+                               f"{pho.stderr.strip()[:300]}")
+        db = voice.split("-")[1]
+        db_path = Path(self.env["ESPEAK_DATA_PATH"]) / "espeak-ng-data" / "mbrola" / db
+        with tempfile.TemporaryDirectory(dir=tmpdir) as work:
+            pho_file, wav_file = Path(work) / "in.pho", Path(work) / "out.wav"
+            pho_file.write_text(pho.stdout)
+            # -e: skip unknown diphones, as espeak-ng's own mbrola driver does. Volume: mbrola's ratio
+            # amplitude/60 gives espeak-ng's level for -a within 3% (us1: RMS 0.078 vs 0.080 at -a 60).
+            cmd = [self.mbrola, "-e", "-v", f"{amplitude / 60:.4f}", str(db_path), str(pho_file),
+                   str(wav_file)]
+            proc = subprocess.run(cmd, env=self.env, capture_output=True, text=True)
+            if proc.returncode != 0 or not wav_file.is_file() or wav_file.stat().st_size <= 44:
+                raise RuntimeError(f"mbrola {db} (voice {voice}) failed (rc {proc.returncode}): "
+                                   f"{proc.stderr.strip()[:300]}")
+            wave, sr = sf.read(wav_file, dtype="float32", always_2d=False)
+        if wave.ndim > 1:
+            wave = wave.mean(axis=1)
+        return wave, sr
 
 def _multiarch_lib_dirs(root: Path) -> list[str]:
     dirs = []
@@ -121,7 +156,7 @@ def setup_espeak(tools_dir: str | Path, mbrola_dir: str | Path, home: str | Path
                             f"run local/fetch_debs.sh {mbrola_dir} mbrola-{db}")
         (data_home / "mbrola" / db).symlink_to(src)
     env["ESPEAK_DATA_PATH"] = str(home)
-    return Espeak(binary, env)
+    return Espeak(binary, env, mbrola=shutil.which("mbrola", path=path) or "")
 
 
 def to_16k(wave: np.ndarray, sr: int) -> np.ndarray:
