@@ -13,7 +13,7 @@ set -euo pipefail
 seed=0
 nj=2
 utts_per_spk=40:60     # N or MIN:MAX utterances per voice
-voices=                # comma-separated MBROLA databases (empty: all 72); toy runs use a few
+voices=                # comma-separated MBROLA databases (empty: all 70); toy runs use a few
 n_test=                # test speakers (empty: 20% of the voices)
 n_val=                 # validation speakers (empty: 6% of the voices)
 real_test=true         # also build real_test from the Asterisk prompts
@@ -27,7 +27,7 @@ Options:
   --seed N               corpus seed: speaker split, texts, augmentation (default $seed)
   --nj N                 parallel synthesis processes (default $nj)
   --utts-per-spk N|A:B   utterances per voice (default $utts_per_spk)
-  --voices LIST          comma-separated MBROLA voices, e.g. us1,us2,de1,de2,fr1,fr2 (default: all 72)
+  --voices LIST          comma-separated MBROLA voices, e.g. us1,us2,de1,de2,fr1,fr2 (default: all 70)
   --n-test N             test speakers (default 20% of the voices)
   --n-val N              validation speakers (default 6% of the voices)
   --real-test BOOL       build real_test from the Asterisk prompts (default $real_test)
@@ -51,7 +51,7 @@ utils_dir=$local_dir/../utils
 sets="mini_train mini_test"
 [ -n "$n_val" ] && [ "$n_val" -eq 0 ] || sets="$sets mini_val"
 $real_test && sets="$sets real_test"
-params="version=3 seed=$seed voices=$voices utts_per_spk=$utts_per_spk n_test=$n_test n_val=$n_val"
+params="version=4 seed=$seed voices=$voices utts_per_spk=$utts_per_spk n_test=$n_test n_val=$n_val"
 params="$params real_test=$real_test real_max_utts=$real_max_utts"
 stamp=$data/.mini_corpus.done
 summary=$data/mini_audio/summary.txt

@@ -144,15 +144,16 @@ def test_make_text_deterministic_and_in_the_voice_script():
 
 def test_voice_table_and_split():
     voices = all_voices()
-    assert len(voices) == 72 and len({v.db for v in voices}) == 72
+    assert len(voices) == 70 and len({v.db for v in voices}) == 70
+    assert not {"ar1", "ar2"} & {v.db for v in voices}  # espeak-ng's Arabic phonemes are not repeatable
     assert sum(v.sex == "f" for v in voices) == 24
     s = split_speakers(voices, seed=0)
-    assert (len(s["train"]), len(s["val"]), len(s["test"])) == (54, 4, 14)
+    assert (len(s["train"]), len(s["val"]), len(s["test"])) == (52, 4, 14)
     assert not (set(s["train"]) & set(s["test"])) and not (set(s["val"]) & set(s["test"]))
     assert not (set(s["train"]) & set(s["val"]))
     assert set(s["train"]) | set(s["val"]) | set(s["test"]) == {v.db for v in voices}
     sex = {v.db: v.sex for v in voices}
-    assert sorted(sex[d] for d in s["test"]).count("f") == 5   # 14 * 24/72 = 4.67 -> 5
+    assert sorted(sex[d] for d in s["test"]).count("f") == 5   # 14 * 24/70 = 4.8 -> 5
     assert split_speakers(voices, seed=0) == s
     assert split_speakers(voices, seed=1)["test"] != s["test"]
     with pytest.raises(UserError, match="unknown MBROLA voice"):
