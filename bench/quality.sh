@@ -53,6 +53,7 @@ Examples:
 cd "$(dirname "$0")/.."
 . ./path.sh
 . utils/parse_options.sh
+po_require_int epochs
 
 if [ $# -ne 0 ]; then
   printf '%s\n' "$help_message" >&2

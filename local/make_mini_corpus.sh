@@ -39,6 +39,7 @@ Example: $0 --seed 0 --nj 2 data"
 
 . "$(dirname "$0")/../path.sh"
 . "$(dirname "$0")/../utils/parse_options.sh"
+po_require_int n_test n_val
 
 if [ $# -ne 1 ]; then
   printf '%s\n' "$help_message" >&2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -79,3 +80,69 @@ def test_config_is_an_ordinary_option_when_the_script_declares_it(tmp_path):
 def test_help_prints_usage_and_exits_zero(script):
     proc = run_script(["bash", str(script), "--help"])
     assert proc.stdout.strip() == "Usage: t.sh [options] <dir>"
+
+
+@pytest.mark.parametrize("value,ok", [("7", True), ("abc", False), ("-1", False), ("2.5", False), ("", False)])
+def test_whole_number_options_only_take_whole_numbers(script, value, ok):
+    proc = run_script(["bash", str(script), "--stage", value], check=False)
+    assert (proc.returncode == 0) == ok, proc.stderr
+    if ok:
+        assert f"stage={value} " in proc.stdout
+    else:
+        assert proc.stderr.strip() == f"{script}: option --stage takes a whole number, got '{value}'"
+        assert proc.stdout == ""
+
+
+def test_decimal_and_empty_numeric_options(tmp_path):
+    p = tmp_path / "n.sh"
+    p.write_text(textwrap.dedent(f"""\
+        set -euo pipefail
+        frac=0.05
+        count=
+        . {REPO}/utils/parse_options.sh
+        po_require_int count
+        echo "frac=$frac count=$count"
+        """))
+    assert run_script(["bash", str(p), "--frac", "1e-3", "--count", "12"]).stdout.strip() == "frac=1e-3 count=12"
+    assert run_script(["bash", str(p)]).stdout.strip() == "frac=0.05 count="
+    bad = run_script(["bash", str(p), "--frac", "lots"], check=False)
+    assert bad.returncode != 0 and "--frac takes a number, got 'lots'" in bad.stderr
+    bad = run_script(["bash", str(p), "--count", "x1"], check=False)
+    assert bad.returncode != 0 and "--count takes a whole number, got 'x1'" in bad.stderr
+
+
+def _numeric_options(script: Path) -> list[str]:
+    """The options of a recipe script whose default is a number, or that the script checks with
+    po_require_int / po_require_number (read from the lines before it sources parse_options.sh)."""
+    head, _, tail = script.read_text().partition("parse_options.sh")
+    names = [m.group(1) for m in re.finditer(r"^([a-z_][a-z0-9_]*)=([0-9.]+)\s*(#.*)?$", head, re.M)]
+    for m in re.finditer(r"^po_require_(?:int|number) (.+)$", tail, re.M):
+        names += m.group(1).split()
+    return [n.replace("_", "-") for n in names]
+
+
+RECIPE_SCRIPTS = sorted([REPO / "run.sh", *REPO.glob("steps/*.sh"), *REPO.glob("local/*.sh"),
+                         *REPO.glob("utils/*.sh"), *REPO.glob("bench/*.sh")])
+NUMERIC_CASES = [(s, o) for s in RECIPE_SCRIPTS for o in _numeric_options(s)]
+
+
+def test_every_numeric_option_of_the_recipe_is_found():
+    found = {(s.relative_to(REPO).as_posix(), o) for s, o in NUMERIC_CASES}
+    for expected in [("run.sh", "stage"), ("run.sh", "stop-stage"), ("run.sh", "nj"), ("run.sh", "nproc"),
+                     ("run.sh", "ngpu"), ("run.sh", "nodes"), ("run.sh", "seed"),
+                     ("steps/make_fbank.sh", "max-bad-frac"), ("local/make_mini_corpus.sh", "n-test"),
+                     ("utils/subset_data_dir.sh", "random"), ("steps/train.sh", "nproc")]:
+        assert expected in found
+
+
+@pytest.mark.parametrize("script,option", NUMERIC_CASES,
+                         ids=[f"{s.relative_to(REPO)}:{o}" for s, o in NUMERIC_CASES])
+def test_recipe_scripts_reject_a_non_number(script, option, tmp_path):
+    """`run.sh --stage abc` used to print "integer expression expected" and exit 0 having done nothing."""
+    proc = run_script(["bash", str(script), f"--{option}", "abc", str(tmp_path / "a"), str(tmp_path / "b")],
+                      check=False, cwd=tmp_path)
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert f"option --{option} takes a" in last and "'abc'" in last, proc.stderr
+    assert "integer expression" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written

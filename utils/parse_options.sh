@@ -8,6 +8,12 @@
 #   --foo-bar VALUE / --foo_bar VALUE / --foo-bar=VALUE  set the EXISTING variable foo_bar;
 #                         an option with no such variable is an error naming it.
 #   a variable whose current value is true/false only takes true or false.
+#   a variable whose current value is a whole number (stage=0, nj=4) only takes a whole number,
+#   and one whose value is a decimal number (max_bad_frac=0.05) only takes a number: a typo such as
+#   `--stage abc` stops the script with one line instead of reaching `[ "$stage" -le 0 ]`.
+#   Options whose default is empty but that take a number are checked after parsing with
+#   `po_require_int NAME...` / `po_require_number NAME...` (defined here, kept after parsing):
+#   an empty value passes, anything else must be a whole / decimal number.
 #   --config FILE         source FILE (shell assignments such as foo_bar=3) at that point —
 #                         unless the script declares its own variable `config` before sourcing
 #                         this file (run.sh does: there --config names the model's YAML), in which
@@ -17,6 +23,24 @@
 #   the remaining positional arguments are left in "$@".
 
 _po_die() { echo "$0: $*" >&2; exit 1; }
+_po_int_re='^[0-9]+$'
+_po_num_re='^([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$'
+
+# po_require_int NAME... / po_require_number NAME...: each named variable is empty or a number.
+po_require_int() {
+  local _n
+  for _n in "$@"; do
+    [ -z "${!_n}" ] || [[ "${!_n}" =~ $_po_int_re ]] || \
+      { echo "$0: option --${_n//_/-} takes a whole number, got '${!_n}'" >&2; exit 1; }
+  done
+}
+po_require_number() {
+  local _n
+  for _n in "$@"; do
+    [ -z "${!_n}" ] || [[ "${!_n}" =~ $_po_num_re ]] || \
+      { echo "$0: option --${_n//_/-} takes a number, got '${!_n}'" >&2; exit 1; }
+  done
+}
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -61,6 +85,10 @@ while [ $# -gt 0 ]; do
       if [ "$_po_old" = true ] || [ "$_po_old" = false ]; then
         [ "$_po_val" = true ] || [ "$_po_val" = false ] || \
           _po_die "option --$_po_opt takes true or false, got '$_po_val'"
+      elif [[ "$_po_old" =~ $_po_int_re ]]; then
+        [[ "$_po_val" =~ $_po_int_re ]] || _po_die "option --$_po_opt takes a whole number, got '$_po_val'"
+      elif [[ "$_po_old" =~ $_po_num_re ]]; then
+        [[ "$_po_val" =~ $_po_num_re ]] || _po_die "option --$_po_opt takes a number, got '$_po_val'"
       fi
       printf -v "$_po_name" '%s' "$_po_val"
       ;;

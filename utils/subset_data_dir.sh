@@ -16,6 +16,7 @@ help_message="Usage: $0 [--utt-list F | --spk-list F | --first N | --random N [-
 Example: $0 --random 1000 --seed 1 data/train data/train_1k"
 . "$(dirname "$0")/../path.sh"
 . "$(dirname "$0")/parse_options.sh"
+po_require_int first random
 if [ $# -ne 2 ]; then printf '%s\n' "$help_message" >&2; exit 1; fi
 opts=()
 [ -n "$utt_list" ] && opts+=(--utt-list "$utt_list")
