@@ -82,7 +82,8 @@ def test_help_prints_usage_and_exits_zero(script):
     assert proc.stdout.strip() == "Usage: t.sh [options] <dir>"
 
 
-@pytest.mark.parametrize("value,ok", [("7", True), ("abc", False), ("-1", False), ("2.5", False), ("", False)])
+@pytest.mark.parametrize("value,ok", [("7", True), ("abc", False), ("-1", False), ("2.5", False),
+                                      ("", False)])
 def test_whole_number_options_only_take_whole_numbers(script, value, ok):
     proc = run_script(["bash", str(script), "--stage", value], check=False)
     assert (proc.returncode == 0) == ok, proc.stderr
@@ -103,7 +104,8 @@ def test_decimal_and_empty_numeric_options(tmp_path):
         po_require_int count
         echo "frac=$frac count=$count"
         """))
-    assert run_script(["bash", str(p), "--frac", "1e-3", "--count", "12"]).stdout.strip() == "frac=1e-3 count=12"
+    out = run_script(["bash", str(p), "--frac", "1e-3", "--count", "12"]).stdout
+    assert out.strip() == "frac=1e-3 count=12"
     assert run_script(["bash", str(p)]).stdout.strip() == "frac=0.05 count="
     bad = run_script(["bash", str(p), "--frac", "lots"], check=False)
     assert bad.returncode != 0 and "--frac takes a number, got 'lots'" in bad.stderr
