@@ -1,7 +1,7 @@
 """Benchmark: batched vs batch-1 embedding extraction (utterances/s and peak memory), markdown table.
 
-Both modes run the stage-4 code path (:func:`dmha.xvectors.embed_utterances`, i.e. the length-sorted,
-padded, masked batches of :func:`dmha.extract.embed_feature_list`) on the same synthetic log-mel
+Both modes run the stage-4 code path (:func:`dmha.embed.xvectors.embed_utterances`, i.e. the length-sorted,
+padded, masked batches of :func:`dmha.embed.batched.embed_feature_list`) on the same synthetic log-mel
 utterances with the mini recipe's model (egs/mini/conf/dmha.yaml, random weights: speed does not
 depend on them). Each mode runs in its own fresh process so its peak memory is its own: peak RSS of
 the process on CPU (getrusage), peak allocated CUDA memory on GPU. It also checks that both modes give
@@ -46,9 +46,9 @@ def _worker(args: argparse.Namespace) -> None:
     import torch
     import yaml
 
-    from dmha.device import resolve_device
+    from dmha.common.device import resolve_device
+    from dmha.embed.xvectors import embed_utterances
     from dmha.models import build_model
-    from dmha.xvectors import embed_utterances
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -95,7 +95,7 @@ def _peak_gflops(args: argparse.Namespace) -> dict:
     """The device's matrix-product peak (GFLOP/s), same dtype and threads as the extraction modes."""
     import torch
 
-    from dmha.device import resolve_device
+    from dmha.common.device import resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)

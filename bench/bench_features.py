@@ -2,9 +2,9 @@
 
 Single-threaded ("per core": torch and the BLAS limited to 1 thread). Rows, all on the same audio:
 
-* dmha end to end — what one compute_fbank job does per utterance: read the wav (dmha.audio),
-  compute (dmha.features), write the matrix to an ark/scp (kaldiio.WriteHelper);
-* dmha compute only — dmha.features.compute_fbank on in-memory samples;
+* dmha end to end — what one compute_fbank job does per utterance: read the wav (dmha.features.audio),
+  compute (dmha.features.fbank), write the matrix to an ark/scp (kaldiio.WriteHelper);
+* dmha compute only — dmha.features.fbank.compute_fbank on in-memory samples;
 * librosa compute only — the reference of SPEC §1 (pre-emphasis, librosa.stft, melspectrogram,
   log) on in-memory samples: no reading, no writing;
 * optionally (--cli) the real job: ``python -m dmha.bin.compute_fbank`` as a subprocess, including the
@@ -39,8 +39,8 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 
-from dmha.audio import load_audio  # noqa: E402
-from dmha.features import compute_fbank  # noqa: E402
+from dmha.features.audio import load_audio  # noqa: E402
+from dmha.features.fbank import compute_fbank  # noqa: E402
 
 SR = 16000
 

@@ -1,4 +1,4 @@
-"""Benchmark: EER + minDCF(0.01, 0.001) with dmha.metrics vs an sklearn roc_curve-based computation.
+"""Benchmark: EER + minDCF(0.01, 0.001) with dmha.scoring.metrics vs an sklearn roc_curve-based computation.
 
 Both sides compute the same three numbers from the same scores (the sklearn side: roc_curve, EER by
 interpolating the FNR/FPR crossing, minDCF over its points). Time is the best of --repeats runs
@@ -19,7 +19,7 @@ import tracemalloc
 import numpy as np
 from sklearn.metrics import roc_curve
 
-from dmha.metrics import compute_metrics
+from dmha.scoring.metrics import compute_metrics
 
 
 def sklearn_metrics(scores: np.ndarray, labels: np.ndarray) -> dict:

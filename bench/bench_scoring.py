@@ -1,4 +1,4 @@
-"""Benchmark: dmha.scoring.score_trials at VoxCeleb1-E scale vs a straightforward per-trial baseline.
+"""Benchmark: dmha.scoring.cosine.score_trials at VoxCeleb1-E scale vs a straightforward per-trial baseline.
 
 Defaults mimic Vox1-E with the paper's embedding size: 145k utterances, 580k trials, 400-d, and a
 cohort of 5,994 per-speaker means (VoxCeleb2 dev) for S-norm / AS-norm (top 300), in-memory random
@@ -25,7 +25,7 @@ import tracemalloc
 
 import numpy as np
 
-from dmha.scoring import score_trials
+from dmha.scoring.cosine import score_trials
 
 
 def baseline(enroll: list[str], test: list[str], emb: dict, norm: str, cohort: np.ndarray | None,

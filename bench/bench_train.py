@@ -3,17 +3,18 @@
 One training step = forward + AM-Softmax loss + backward + Adam step (batch_size samples of
 crop_frames frames, equal length as in training). Implementations ("variants"):
 
-* ``ours``     — dmha.models.build_model + dmha.losses (through dmha.train.SpeakerClassifier, the
-  module the training loop steps), data moved per step, zero_grad(set_to_none=True);
+* ``ours``     — dmha.models.build_model + dmha.models.losses (through
+  dmha.training.loop.SpeakerClassifier, the module the training loop steps), data moved per step,
+  zero_grad(set_to_none=True);
 * ``ref``      — bench/reference_model.py: the paper's model as its public reference code computes
   it (full K x K query product then the diagonal, reference AM-Softmax), reference-style loop
   (zero_grad, forward, loss, backward, step, loss.item());
 * ``ours_cl``  — ours with ``model.channels_last: true`` (NHWC conv weights and input; CPU and CUDA).
   ``ours`` is built with ``channels_last: false`` whatever the config says, so the two rows
   separate the layout from the rest;
-* ``ours_bf16`` — ours_cl under bf16 autocast, as dmha.train runs it with ``train.bf16: true`` (or
+* ``ours_bf16`` — ours_cl under bf16 autocast, as dmha.training.loop runs it with ``train.bf16: true`` (or
   ``auto`` on a device with native bf16: the recipe configs' setting). Only in the default variant list
-  where the device has native bf16 (dmha.precision.native_bf16). Its results are not bit-equal to
+  where the device has native bf16 (dmha.models.precision.native_bf16). Its results are not bit-equal to
   float32: the check prints its deviation, and bench/quality.sh trains dmha both ways (dmha vs
   dmha_fp32) to show equal EER at the same budget.
 
@@ -87,9 +88,9 @@ def _build(c: dict, variant: str, device):
     import torch
     from reference_model import RefAMSoftmax, RefSpeakerNet, copy_weights
 
-    from dmha.losses import build_loss
     from dmha.models import build_model
-    from dmha.train import SpeakerClassifier
+    from dmha.models.losses import build_loss
+    from dmha.training.loop import SpeakerClassifier
 
     torch.manual_seed(0)
     model = build_model({**c["model"], "channels_last": variant in ("ours_cl", "ours_bf16")}, c["classes"])
@@ -108,9 +109,9 @@ def _step_fn(net, crit, variant: str, opt, device):
     """One training step as each code base writes it; returns a callable(feats_cpu, labels_cpu)."""
     import torch
 
-    from dmha.precision import bf16_autocast
+    from dmha.models.precision import bf16_autocast
 
-    if crit is None:  # ours: the loop of dmha.train (set_to_none, loss/acc sums kept on the device)
+    if crit is None:  # ours: the loop of dmha.training.loop (set_to_none, loss/acc sums kept on the device)
         sums = torch.zeros(3, dtype=torch.float64, device=device)
         autocast = bf16_autocast(variant == "ours_bf16", device)
 
@@ -163,7 +164,7 @@ def _worker_time(args: argparse.Namespace, case: str, variant: str) -> dict:
 
     import torch
 
-    from dmha.device import resolve_device
+    from dmha.common.device import resolve_device
 
     device = resolve_device(args.device)
     c = _case_cfg(args, case)
@@ -201,7 +202,7 @@ def _worker_interleaved(args: argparse.Namespace, case: str, variants: list[str]
     """
     import torch
 
-    from dmha.device import resolve_device
+    from dmha.common.device import resolve_device
 
     device = resolve_device(args.device)
     c = _case_cfg(args, case)
@@ -232,7 +233,7 @@ def _worker_check(args: argparse.Namespace, case: str) -> dict:
     import torch
     from reference_model import copy_weights
 
-    from dmha.device import resolve_device
+    from dmha.common.device import resolve_device
 
     device = resolve_device(args.device)
     c = _case_cfg(args, case)
@@ -246,7 +247,7 @@ def _worker_check(args: argparse.Namespace, case: str) -> dict:
     ours_cl, _ = _build(c, "ours_cl", device)
     ours_cl.train(), ours.train()
     res["cl_out_maxabs"] = float((ours_cl.model(x, None) - ours.model(x, None)).abs().max())
-    from dmha.precision import bf16_autocast
+    from dmha.models.precision import bf16_autocast
 
     # bf16 vs float32 embeddings in eval mode: in train mode on random input the batch statistics of a
     # freshly initialised net are near-degenerate (fc2's batch variance ~ bf16 resolution), which blows
@@ -322,7 +323,7 @@ def _worker_profile(args: argparse.Namespace, case: str, variant: str) -> dict:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from dmha.device import resolve_device
+    from dmha.common.device import resolve_device
 
     device = resolve_device(args.device)
     c = _case_cfg(args, case)
@@ -405,8 +406,8 @@ def main() -> None:
 
     cases = [s for s in args.cases.split(",") if s]
     if not args.variants:
-        from dmha.device import resolve_device
-        from dmha.precision import native_bf16
+        from dmha.common.device import resolve_device
+        from dmha.models.precision import native_bf16
 
         bf16 = native_bf16(resolve_device(args.device))
         args.variants = "ours,ref,ours_cl" + (",ours_bf16" if bf16 else "")

@@ -4,7 +4,7 @@ Usage: python bench/ddp_shutdown.py [--runs 20] [--variants dmha,destroy,barrier
 
 Each run is a torchrun --standalone --nproc-per-node 2 job that trains a tiny DDP model for a few
 steps and then ends with the chosen sequence:
-  dmha     dmha.distributed.finish: barrier, flush, os._exit (what dmha.bin.train does)
+  dmha     dmha.training.distributed.finish: barrier, flush, os._exit (what dmha.bin.train does)
   destroy  barrier + dist.destroy_process_group(), normal interpreter exit
   barrier  barrier only, normal interpreter exit
 A run fails if the job's exit status is non-zero or stderr mentions "terminate called".
@@ -38,7 +38,7 @@ for _ in range(20):
     model(torch.randn(8, 16)).square().mean().backward()
     opt.step()
 if variant == "dmha":
-    from dmha.distributed import DistInfo, finish
+    from dmha.training.distributed import DistInfo, finish
     finish(DistInfo(dist.get_rank(), dist.get_world_size()), 0)
 elif variant == "destroy":
     dist.barrier()

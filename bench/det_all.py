@@ -2,8 +2,8 @@
 
 Why: the quality report compares poolings and the peer model on the same trials; their DET curves
 belong in one figure. Score files are those of steps/score.sh (``enroll test score target|nontarget``);
-the curves come from dmha.metrics.det_curve and the EER from dmha.metrics.compute_eer (the code the
-recipe's results use), the figure from dmha.det_plot.plot_det.
+the curves come from dmha.scoring.metrics.det_curve and the EER from dmha.scoring.metrics.compute_eer
+(the code the recipe's results use), the figure from dmha.scoring.det_plot.plot_det.
 
     python bench/det_all.py --title mini_test --out bench/results/det_mini_test.png \\
         dmha=exp/quality/dmha_s0/scores/mini_test.score stats=exp/quality/stats_s0/scores/mini_test.score
@@ -20,7 +20,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from dmha.errors import UserError  # noqa: E402
+from dmha.common.errors import UserError  # noqa: E402
 
 LABELS = {"target": True, "nontarget": False}
 
@@ -47,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--title", default="", help="figure title (e.g. the test set)")
     args = p.parse_args(argv)
 
-    from dmha.det_plot import plot_det
-    from dmha.metrics import compute_eer, det_curve
+    from dmha.scoring.det_plot import plot_det
+    from dmha.scoring.metrics import compute_eer, det_curve
 
     curves, eers = [], []
     for item in args.curves:

@@ -14,8 +14,8 @@ import time
 import torch
 import yaml
 
-from dmha.losses import build_loss
 from dmha.models import build_model, count_parameters
+from dmha.models.losses import build_loss
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Markdown table of the quality runs of bench/quality.sh: EER / minDCF per system, mean ± spread over seeds.
 
 Each system was trained with several seeds into ``<exp-root>/<system>_s<seed>/`` and scored by
-steps/score.sh into that dir's ``results`` (read with dmha.results, latest row per test set, no
+steps/score.sh into that dir's ``results`` (read with dmha.scoring.results, latest row per test set, no
 score normalisation). Per test set and metric the table shows ``mean ± sd`` (sample standard
 deviation over seeds; none for one seed) and the seeds' range. The peer model (Resemblyzer,
 ``<exp-root>/resemblyzer``, pre-trained, deterministic) has one run.
@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from dmha.errors import UserError  # noqa: E402
+from dmha.common.errors import UserError  # noqa: E402
 
 
 def _cell(values: list[float], fmt: str) -> str:
@@ -34,7 +34,7 @@ def _cell(values: list[float], fmt: str) -> str:
 
 
 def _results(exp: Path, sets: list[str]) -> dict[str, dict]:
-    from dmha.results import latest_results, read_results
+    from dmha.scoring.results import latest_results, read_results
 
     rows = latest_results(read_results(exp / "results"))
     out = {r["set"]: r for r in rows if r["norm"] == "none"}

@@ -1,11 +1,11 @@
 """Embed a data dir with the peer model Resemblyzer (GE2E, 256-d) into <emb-dir>/xvector.{ark,scp}.
 
 Why: bench/quality.sh compares our systems with an independent, pre-trained speaker encoder on the
-SAME trials, scored by the SAME code (steps/score.sh -> dmha.metrics), so the only difference is the
+SAME trials, scored by the SAME code (steps/score.sh -> dmha.scoring.metrics), so the only difference is the
 embeddings. Resemblyzer is a bench-only dependency (bench/requirements.txt; its weights ship inside
 the wheel, nothing is downloaded).
 
-Audio is read with dmha.audio.load_audio (wav.scp paths or pipes, resampled to 16 kHz), then
+Audio is read with dmha.features.audio.load_audio (wav.scp paths or pipes, resampled to 16 kHz), then
 Resemblyzer's own preprocess_wav (volume normalisation, VAD trimming) and
 VoiceEncoder.embed_utterance. The ark and a temporary scp are written with kaldiio and the scp is
 renamed into place last, so a killed run never leaves an xvector.scp that looks complete.
@@ -30,7 +30,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from dmha.errors import UserError  # noqa: E402
+from dmha.common.errors import UserError  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     import kaldiio
     import torch
 
-    from dmha.audio import load_audio
-    from dmha.fileio import read_kv
+    from dmha.common.fileio import read_kv
+    from dmha.features.audio import load_audio
 
     if args.threads:
         torch.set_num_threads(args.threads)

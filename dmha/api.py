@@ -8,10 +8,10 @@
     same = s >= model.threshold                          # threshold: see below (None if not computed)
 
 Why this shape: the embedding of a file must equal the one stage 4 writes for the same file, so the
-audio goes through the same reader (:func:`dmha.audio.load_audio`, resampled to the exp's rate), the
-ONE feature implementation (:func:`dmha.features.compute_fbank` with ``<exp>/config.yaml``'s
+audio goes through the same reader (:func:`dmha.features.audio.load_audio`, resampled to the exp's rate), the
+ONE feature implementation (:func:`dmha.features.fbank.compute_fbank` with ``<exp>/config.yaml``'s
 ``features:``, CMN/CMVN as configured) and the same batched embedding code
-(:func:`dmha.xvectors.embed_utterances`, with the same optional length cap).
+(:func:`dmha.embed.xvectors.embed_utterances`, with the same optional length cap).
 
 ``threshold`` is the EER operating point of the validation trials scored with the best model, read
 from ``<exp>/threshold.yaml`` (written by ``steps/compute_threshold.sh``, run.sh stage 4); it is None
@@ -26,7 +26,7 @@ from typing import Union
 import numpy as np
 import torch
 
-from dmha.errors import UserError
+from dmha.common.errors import UserError
 from dmha.experiment import TrainedExp, load_exp
 
 Audio = Union[str, Path, np.ndarray]
@@ -55,8 +55,8 @@ class SpeakerModel:
 
     def features(self, audio: Audio, sr: int | None = None) -> torch.Tensor:
         """Raw (T, n_mels) log-mels of a wav path / wav.scp entry, or of samples at rate ``sr``."""
-        from dmha.audio import load_audio, resample
-        from dmha.features import compute_fbank
+        from dmha.features.audio import load_audio, resample
+        from dmha.features.fbank import compute_fbank
 
         cfg = self.exp.features
         if isinstance(audio, (str, Path)):
@@ -81,7 +81,7 @@ class SpeakerModel:
 
     def embed_features(self, feats: list[np.ndarray | torch.Tensor]) -> np.ndarray:
         """Embeddings (N, D) of raw (T_i, n_mels) feature matrices, as stage 4 computes them."""
-        from dmha.xvectors import embed_utterances
+        from dmha.embed.xvectors import embed_utterances
 
         return embed_utterances(self.exp.model, feats, device=self.exp.device, norm=self.exp.norm,
                                 batch_frames=self.batch_frames, max_chunk_frames=self.max_chunk_frames)
@@ -121,7 +121,7 @@ class SpeakerModel:
 def load_model(exp_dir: str | Path, device: str = "auto", max_chunk_frames: int = 0) -> SpeakerModel:
     """Load ``<exp_dir>/best.pt`` with the settings of ``<exp_dir>/config.yaml`` (see module docstring).
 
-    ``max_chunk_frames``: the optional length cap of stage 4 (0 = none; see :mod:`dmha.xvectors`); use
+    ``max_chunk_frames``: the optional length cap of stage 4 (0 = none; see :mod:`dmha.embed.xvectors`); use
     the value the embeddings you compare against were extracted with.
     """
     return SpeakerModel(load_exp(exp_dir, device), max_chunk_frames=max_chunk_frames)

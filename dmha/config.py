@@ -3,7 +3,7 @@
 Why this module exists: every run must be reproducible from ``exp/<name>/config.yaml``, and a user must
 be able to change any setting from the command line (``--override "train.lr=1e-3 model.heads=8"``)
 without editing YAML. Every section is first completed with its defaults (``train:`` below; features,
-model and loss from their owners' schemas: FbankConfig, ModelConfig, dmha.losses), so a YAML lists only
+model and loss from their owners' schemas: FbankConfig, ModelConfig, dmha.models.losses), so a YAML lists only
 what it changes and the resolved config written to the exp dir shows every value that was used.
 Overrides may only touch keys that exist after that, so a typo fails loudly instead of being silently
 ignored, and values are coerced to the type of the existing value (``train.max_epochs=5`` stays an
@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
-from dmha.errors import UserError
-from dmha.fileio import PathLike, atomic_open
+from dmha.common.errors import UserError
+from dmha.common.fileio import PathLike, atomic_open
 
 SECTIONS = ("features", "model", "loss", "train")
 #: Optional sections carried verbatim into the resolved config (training ignores them): ``paper:`` holds
@@ -50,13 +50,13 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "log_every_steps": 50,
     "num_workers": 0,            # DataLoader worker processes per training process
     "num_threads": 0,            # torch intra-op threads per process (0: torch's default)
-    "bf16": False,               # bf16 autocast: true | false | auto (native bf16 only; dmha.precision)
+    "bf16": False,               # bf16 autocast: true | false | auto (native bf16 only; models/precision)
     "val_max_frames": 20000,     # padded frames per validation batch (memory bound)
     "val_batch_size": 64,        # utterances per validation batch
     "cache_feats": False,        # keep raw training features in memory (small corpora)
 }
 
-#: Boolean keys that also accept "auto" (decided at run time for the device, see dmha.precision).
+#: Boolean keys that also accept "auto" (decided at run time for the device, see dmha.models.precision).
 AUTO_BOOL_KEYS = {"train.bf16"}
 
 #: Loss defaults (SPEC §2: AM-Softmax s = 30, m = 0.4); ``margin: null`` = the default of ``type``.
@@ -92,7 +92,7 @@ def load_config(path: PathLike, overrides: Iterable[str] | str | None = None) ->
             raise UserError(f"{path}: section '{s}:' must be a mapping")
     from dataclasses import asdict
 
-    from dmha.features import FbankConfig
+    from dmha.features.fbank import FbankConfig
     from dmha.models.config import ModelConfig
 
     unknown_train = sorted(set(cfg["train"]) - set(TRAIN_DEFAULTS))
@@ -110,7 +110,7 @@ def load_config(path: PathLike, overrides: Iterable[str] | str | None = None) ->
     cfg["features"] = FbankConfig.from_dict(cfg["features"]).to_dict()
     cfg["model"] = ModelConfig.from_dict(cfg["model"]).to_dict()
     if cfg["loss"].get("margin") is None:
-        from dmha.losses import DEFAULT_MARGIN
+        from dmha.models.losses import DEFAULT_MARGIN
         cfg["loss"]["margin"] = DEFAULT_MARGIN.get(cfg["loss"].get("type"))
     _check_train(cfg["train"], path)
     for s in EXTRA_SECTIONS:
@@ -219,14 +219,9 @@ def _check_train(t: dict, path: PathLike) -> None:
             raise UserError(f"{path}: train.{k}={t[k]} must be >= 0")
     if not t["lr"] > 0 or not 0 < t["lr_factor"] <= 1:
         raise UserError(f"{path}: need train.lr > 0 and 0 < train.lr_factor <= 1")
+    from dmha.models.config import check_bf16_setting
+
     check_bf16_setting(t["bf16"], f"{path}: train.bf16")
-
-
-def check_bf16_setting(value: Any, where: str = "train.bf16") -> Any:
-    """``value`` if it is true, false or "auto" (dmha.precision); else a UserError naming ``where``."""
-    if isinstance(value, bool) or value == "auto":
-        return value
-    raise UserError(f"{where}={value!r}: expected true, false or auto")
 
 
 def save_config(cfg: dict, path: PathLike) -> None:

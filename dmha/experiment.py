@@ -3,14 +3,14 @@
 Why one loader: stage 4 (``dmha.bin.extract_embeddings``), the Python API (:mod:`dmha.api`) and the
 CLIs (``dmha-embed``, ``dmha-verify``) must all embed with exactly the feature and model settings the
 model was trained with. They read them from ``<exp>/config.yaml`` (written by training) and the weights
-from ``<exp>/best.pt`` (the model of the best validation EER, written by :mod:`dmha.train`); nothing
+from ``<exp>/best.pt`` (the model of the best validation EER, written by :mod:`dmha.training.loop`); nothing
 is re-typed on a command line.
 
 Files of an exp dir used here::
 
-    config.yaml     resolved config (features:, model:, loss:, train:)        -- dmha.train
-    best.pt         {"model": state_dict, "epoch", "step", "val_eer", ...}    -- dmha.train
-    spk2int         training speaker map (only its size is used)               -- dmha.train
+    config.yaml     resolved config (features:, model:, loss:, train:)        -- dmha.training.loop
+    best.pt         {"model": state_dict, "epoch", "step", "val_eer", ...}    -- dmha.training.loop
+    spk2int         training speaker map (only its size is used)               -- dmha.training.loop
     threshold.yaml  decision threshold for dmha-verify (see below)             -- dmha.bin.compute_threshold
 
 The threshold is the EER operating point of the validation trials (data/<train>/lists/val_trials, the
@@ -30,13 +30,13 @@ from typing import Any
 import torch
 import yaml
 
-from dmha.errors import UserError
-from dmha.fileio import PathLike, atomic_open
+from dmha.common.errors import UserError
+from dmha.common.fileio import PathLike, atomic_open
 
 log = logging.getLogger(__name__)
 
 CONFIG = "config.yaml"
-BEST_MODEL = "best.pt"  # the name dmha.train.BEST writes (a test checks they agree)
+BEST_MODEL = "best.pt"  # the name dmha.training.loop.BEST writes (a test checks they agree)
 SPK2INT = "spk2int"
 THRESHOLD = "threshold.yaml"
 
@@ -54,8 +54,8 @@ class TrainedExp:
 
     @property
     def features(self):
-        """The exp's :class:`dmha.features.FbankConfig` (incl. ``norm``, applied when loading)."""
-        from dmha.features import FbankConfig
+        """The exp's :class:`dmha.features.fbank.FbankConfig` (incl. ``norm``, applied when loading)."""
+        from dmha.features.fbank import FbankConfig
 
         return FbankConfig.from_dict(self.config["features"])
 
@@ -66,9 +66,9 @@ class TrainedExp:
 
 def load_exp(exp_dir: PathLike, device: str | torch.device = "auto") -> TrainedExp:
     """Load ``<exp>/config.yaml`` and ``<exp>/best.pt`` into a model in eval mode on ``device``."""
-    from dmha.checkpoint import load_checkpoint
-    from dmha.device import resolve_device
+    from dmha.common.device import resolve_device
     from dmha.models import build_model
+    from dmha.training.checkpoint import load_checkpoint
 
     exp_dir = Path(exp_dir)
     if not exp_dir.is_dir():
@@ -83,7 +83,7 @@ def load_exp(exp_dir: PathLike, device: str | torch.device = "auto") -> TrainedE
     cfg = read_exp_config(exp_dir / CONFIG)
     num_classes = 1  # the classifier lives in the loss; the model only checks the count is positive
     if (exp_dir / SPK2INT).is_file():
-        from dmha.fileio import read_kv
+        from dmha.common.fileio import read_kv
         num_classes = max(1, len(read_kv(exp_dir / SPK2INT)))
     model = build_model(cfg["model"], num_classes)
     ckpt = load_checkpoint(best_path, map_location="cpu")
@@ -107,7 +107,7 @@ def read_exp_config(path: Path) -> dict:
     trained by an older dmha whose ``train:`` section has keys this version no longer knows still
     loads for extraction.
     """
-    from dmha.features import FbankConfig
+    from dmha.features.fbank import FbankConfig
     from dmha.models.config import ModelConfig
 
     try:

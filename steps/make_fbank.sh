@@ -8,7 +8,7 @@ max_bad_frac=0.05
 feat_config=
 device=cpu
 help_message="Usage: $0 [options] <data-dir> [<log-dir> [<ark-dir>]]
-  Computes the paper's log-mel features (dmha.features) of every utterance of <data-dir>/wav.scp and
+  Computes the paper's log-mel features (dmha.features.fbank) of every utterance of <data-dir>/wav.scp and
   writes <data-dir>/feats.scp and utt2num_frames (kaldiio-readable), the arks in <ark-dir>
   (default <data-dir>/data), per-job logs in <log-dir> (default <data-dir>/log).
   Bad audio (missing/empty/corrupt file, failing pipe, NaN/Inf, shorter than one frame) is listed in

@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 
 from dmha.config import load_config
-from dmha.distributed import finish, init_distributed
-from dmha.train import train
+from dmha.training.distributed import finish, init_distributed
+from dmha.training.loop import train
 
 
 def weights_hash(module: torch.nn.Module) -> str:

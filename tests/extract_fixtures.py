@@ -1,8 +1,9 @@
 """Tiny experiment dirs and synthetic audio/feature data dirs for the extraction and API tests.
 
 The exp dir is written with the training code's own helpers (``dmha.config.load_config/save_config``,
-``dmha.checkpoint.save_checkpoint``) and the same best-model entries ``dmha.train`` saves, so loading
-it exercises the real format; test_extract also loads a best.pt produced by a real (1-epoch) training.
+``dmha.training.checkpoint.save_checkpoint``) and the same best-model entries ``dmha.training.loop``
+saves, so loading it exercises the real format; test_extract also loads a best.pt produced by a real
+(1-epoch) training.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import soundfile as sf
 import torch
 import yaml
 
-from dmha.checkpoint import save_checkpoint
 from dmha.config import load_config, save_config
 from dmha.models import build_model
+from dmha.training.checkpoint import save_checkpoint
 
 TINY_MODEL = {"frontend": "vgg", "channels": [4, 8, 8, 16], "in_dim": 80, "pooling": "dmha", "heads": 2,
               "embed_dim": 400}

@@ -95,11 +95,11 @@ def _lists_dir(root: Path) -> Path:
 
 def test_threshold_from_validation_trials(stage4, tmp_path):
     import dmha
+    from dmha.embed.xvectors import embed_utterances
     from dmha.experiment import load_exp
-    from dmha.extract import cosine_scores
-    from dmha.metrics import compute_eer
-    from dmha.train import ValidationSet
-    from dmha.xvectors import embed_utterances
+    from dmha.scoring.cosine import cosine_scores
+    from dmha.scoring.metrics import compute_eer
+    from dmha.training.loop import ValidationSet
 
     _, exp_src, _, _ = stage4
     exp = make_tiny_exp(tmp_path / "exp")  # its own exp: threshold.yaml must not leak into other tests

@@ -1,4 +1,4 @@
-"""dmha.audio.load_audio: paths and pipes, and a clear AudioError for each kind of bad audio."""
+"""dmha.features.audio.load_audio: paths and pipes, and a clear AudioError for each kind of bad audio."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from dmha.audio import AudioError, load_audio, resample
+from dmha.features.audio import AudioError, load_audio, resample
 
 
 def tone(n: int, sr: int = 16000, f: float = 440.0) -> np.ndarray:

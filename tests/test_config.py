@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from dmha.common.errors import UserError
 from dmha.config import apply_overrides, config_diff, load_config, save_config
-from dmha.errors import UserError
 
 
 def _write(tmp_path, text: str):

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dmha.losses import build_loss
 from dmha.models import build_model
+from dmha.models.losses import build_loss
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from conftest import REPO, run_script
 
+from dmha.common.errors import UserError
 from dmha.data.datadir import (
     combine_data,
     fix_data_dir,
@@ -17,7 +18,6 @@ from dmha.data.datadir import (
     subset_data_dir,
     validate_data_dir,
 )
-from dmha.errors import UserError
 
 SPEAKERS = {"spkA": 4, "spkB": 1, "spkC": 3, "spkD": 2, "spkE": 5}
 

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from dmha.extract import cosine_scores, embed_feature_list, length_batches
-from dmha.features import normalize_features
+from dmha.embed.batched import embed_feature_list, length_batches
+from dmha.features.fbank import normalize_features
 from dmha.models import build_model
+from dmha.scoring.cosine import cosine_scores
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +72,7 @@ class _CountingFeatures:
 
 @pytest.mark.parametrize("cap", [0, 50])
 def test_features_read_on_demand_give_the_same_embeddings_reading_each_once(model, cap):
-    from dmha.xvectors import embed_utterances
+    from dmha.embed.xvectors import embed_utterances
 
     rng = np.random.default_rng(1)
     mats = [rng.normal(5, 2, size=(int(t), 20)).astype(np.float32) for t in rng.integers(17, 120, size=7)]
@@ -86,8 +87,8 @@ def test_features_read_on_demand_give_the_same_embeddings_reading_each_once(mode
 def test_scp_features_hold_no_matrices_and_name_an_unreadable_utterance(tmp_path):
     import kaldiio
 
-    from dmha.data.dataset import ScpFeatures
-    from dmha.errors import UserError
+    from dmha.common.errors import UserError
+    from dmha.training.dataset import ScpFeatures
 
     rng = np.random.default_rng(2)
     mats = {f"u{i}": rng.normal(size=(10 + i, 4)).astype(np.float32) for i in range(3)}

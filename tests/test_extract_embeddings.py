@@ -1,4 +1,4 @@
-"""Stage 4: steps/extract_embeddings.sh and dmha.xvectors (tests/test_extract.py covers dmha.extract).
+"""Stage 4: steps/extract_embeddings.sh and dmha.embed.xvectors (test_extract.py: dmha.embed.batched).
 
 Batched extraction equals batch-1 extraction, every embedding is readable with kaldiio, speaker means
 are the means of the unit-norm utterance embeddings, the length cap behaves as documented, re-runs skip
@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 
+from dmha.embed.xvectors import chunk_bounds, embed_utterances, l2_normalize, speaker_means
 from dmha.experiment import BEST_MODEL, load_exp
-from dmha.features import normalize_features
-from dmha.xvectors import chunk_bounds, embed_utterances, l2_normalize, speaker_means
+from dmha.features.fbank import normalize_features
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import run_script  # noqa: E402
@@ -47,9 +47,9 @@ def _ark(emb_dir: Path, name: str = "xvector") -> dict[str, np.ndarray]:
 
 
 def test_best_model_name_matches_training():
-    import dmha.train
+    import dmha.training.loop
 
-    assert dmha.train.BEST == BEST_MODEL
+    assert dmha.training.loop.BEST == BEST_MODEL
 
 
 def test_batched_equals_batch1_in_python(setup):
@@ -209,7 +209,7 @@ def test_speaker_means_missing_utterance_is_named():
 
 @pytest.mark.slow
 def test_exp_of_real_training_loads_and_extracts(tmp_path):
-    """A best.pt written by dmha.train itself (1 tiny epoch) goes through extraction."""
+    """A best.pt written by dmha.training.loop itself (1 tiny epoch) goes through extraction."""
     from train_fixtures import N_MELS, make_corpus, tiny_config
 
     train_dir, val_dir = make_corpus(tmp_path, n_spk=4, n_utt=8)

@@ -1,4 +1,4 @@
-"""dmha.features: numerical parity with the librosa reference pipeline (SPEC §1), batching, CMN/CMVN."""
+"""dmha.features.fbank: numerical parity with the librosa reference pipeline (SPEC §1), batching, CMN/CMVN."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from dmha.errors import UserError
-from dmha.features import FbankConfig, compute_fbank, mel_filterbank, normalize_features
+from dmha.common.errors import UserError
+from dmha.features.fbank import FbankConfig, compute_fbank, mel_filterbank, normalize_features
 
 librosa = pytest.importorskip("librosa")
 

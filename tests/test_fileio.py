@@ -1,4 +1,4 @@
-"""Atomic writes and Kaldi key-value files (dmha.fileio)."""
+"""Atomic writes and Kaldi key-value files (dmha.common.fileio)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from dmha.errors import UserError
-from dmha.fileio import atomic_open, read_kv, write_kv
+from dmha.common.errors import UserError
+from dmha.common.fileio import atomic_open, read_kv, write_kv
 
 
 def test_atomic_open_leaves_old_file_when_the_block_fails(tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, run_script
 
-from dmha.errors import UserError
+from dmha.common.errors import UserError
 from dmha.launch import build_command, launch, make_jobs, parse_job_spec
 
 LAUNCH = str(REPO / "utils" / "launch.sh")

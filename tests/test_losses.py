@@ -1,4 +1,4 @@
-"""Tests of dmha.losses: AM-Softmax and AAM against a numpy hand computation, config checks."""
+"""Tests of dmha.models.losses: AM-Softmax and AAM against a numpy hand computation, config checks."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from dmha.errors import UserError
-from dmha.losses import AAMSoftmax, AMSoftmax, build_loss
+from dmha.common.errors import UserError
+from dmha.models.losses import AAMSoftmax, AMSoftmax, build_loss
 
 torch.set_num_threads(1)
 

@@ -13,12 +13,12 @@ import soundfile as sf
 import torch
 from conftest import run_script
 
-from dmha.audio import load_audio
-from dmha.errors import UserError
-from dmha.fbank_config import FbankConfig
-from dmha.fbank_stage import check_complete, prepare
-from dmha.features import compute_fbank
-from dmha.fileio import read_kv
+from dmha.common.errors import UserError
+from dmha.common.fileio import read_kv
+from dmha.features.audio import load_audio
+from dmha.features.config import FbankConfig
+from dmha.features.fbank import compute_fbank
+from dmha.features.stage import check_complete, prepare
 
 SR = 16000
 

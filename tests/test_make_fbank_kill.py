@@ -19,7 +19,7 @@ import numpy as np
 import soundfile as sf
 from conftest import REPO, run_script
 
-from dmha.fileio import read_kv
+from dmha.common.fileio import read_kv
 
 SR = 16000
 N_UTTS = 240

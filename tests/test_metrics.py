@@ -1,4 +1,4 @@
-"""dmha.metrics against an independent computation from sklearn's ROC/DET curves."""
+"""dmha.scoring.metrics against an independent computation from sklearn's ROC/DET curves."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 from sklearn.metrics import det_curve as sk_det_curve
 from sklearn.metrics import roc_curve
 
-from dmha.errors import UserError
-from dmha.metrics import compute_eer, compute_metrics, compute_min_dcf, det_curve
+from dmha.common.errors import UserError
+from dmha.scoring.metrics import compute_eer, compute_metrics, compute_min_dcf, det_curve
 
 
 def ref_eer(scores, labels) -> float:

@@ -18,14 +18,14 @@ import pytest
 import soundfile as sf
 from conftest import REPO, run_script
 
+from dmha.augment import effects as aug
+from dmha.common.errors import UserError
+from dmha.common.fileio import read_kv
 from dmha.corpus import asterisk
-from dmha.corpus import augment as aug
 from dmha.corpus.mini import SynthConfig, augment_utterance
 from dmha.corpus.text import make_text, text_family, word_list
 from dmha.corpus.voices import all_voices, select_voices, split_speakers
 from dmha.data.trials import make_trials, read_trials, write_trials
-from dmha.errors import UserError
-from dmha.fileio import read_kv
 
 SR = 16000
 

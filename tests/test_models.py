@@ -10,8 +10,7 @@ import pytest
 import torch
 import yaml
 
-from dmha.errors import UserError
-from dmha.losses import build_loss
+from dmha.common.errors import UserError
 from dmha.models import (
     POOLINGS,
     ModelConfig,
@@ -20,6 +19,7 @@ from dmha.models import (
     count_parameters,
     head_dropout_keep,
 )
+from dmha.models.losses import build_loss
 
 torch.set_num_threads(1)
 

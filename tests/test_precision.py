@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from dmha.common.errors import UserError
 from dmha.config import load_config
-from dmha.errors import UserError
-from dmha.precision import bf16_autocast, check_bf16_setting, describe, native_bf16, resolve_bf16
+from dmha.models.precision import bf16_autocast, check_bf16_setting, describe, native_bf16, resolve_bf16
 
 
 def test_auto_follows_the_hardware_and_explicit_values_win():

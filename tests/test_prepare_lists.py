@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from dmha.common.errors import UserError
+from dmha.common.fileio import read_kv
 from dmha.data.lists import prepare_lists
 from dmha.data.trials import read_trials
-from dmha.errors import UserError
-from dmha.fileio import read_kv
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import run_script  # noqa: E402

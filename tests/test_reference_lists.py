@@ -9,10 +9,10 @@ import soundfile as sf
 from conftest import run_script
 from voxceleb_fixtures import SR, tone
 
+from dmha.common.errors import UserError
+from dmha.common.fileio import read_kv
 from dmha.corpus.reference_lists import import_train_labels, import_validation_pairs
 from dmha.data.trials import read_trials
-from dmha.errors import UserError
-from dmha.fileio import read_kv
 
 
 def make_audio(root: Path, rels: list[str]) -> None:

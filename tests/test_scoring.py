@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from conftest import run_script
 
-from dmha.errors import UserError
-from dmha.metrics import compute_metrics
-from dmha.results import append_result, latest_results, read_results
-from dmha.scoring import score_trials
+from dmha.common.errors import UserError
+from dmha.scoring.cosine import score_trials
+from dmha.scoring.metrics import compute_metrics
+from dmha.scoring.results import append_result, latest_results, read_results
 
 
 def _cos(a, b) -> float:

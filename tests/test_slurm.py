@@ -18,7 +18,7 @@ import pytest
 from conftest import REPO, run_script
 from slurm_util import require_slurm
 
-from dmha.errors import UserError
+from dmha.common.errors import UserError
 from dmha.launch import Resources, launch, make_jobs, parse_job_spec
 from dmha.launch.slurm import array_spec, queue_name, sbatch_command
 from dmha.launch.slurm_config import ENV_VAR, SlurmConfig, load_slurm_config
@@ -292,7 +292,7 @@ def test_two_torchrun_agents_under_srun_rendezvous_and_keep_ranks_identical(tmp_
 @pytest.mark.slurm
 @pytest.mark.slow
 def test_train_sh_cmd_slurm_trains_with_two_ranks_and_resumes_done(tmp_path, slurm, repo):
-    from dmha.checkpoint import load_checkpoint
+    from dmha.training.checkpoint import load_checkpoint
 
     conf, lists = _train_lists(tmp_path, max_epochs=1)
     exp = tmp_path / "exp"

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from dmha.checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
-from dmha.data.dataset import epoch_plan, step_batches
+from dmha.training.checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
+from dmha.training.dataset import epoch_plan, step_batches
 
 sys.path.insert(0, str(Path(__file__).parent))
 from train_fixtures import prepare_lists, subprocess_env  # noqa: E402
@@ -159,7 +159,7 @@ def test_checkpoint_roundtrip_restores_rng_with_weights_only(tmp_path):
 
 
 def test_margin_warmup_is_a_pure_function_of_the_step():
-    from dmha.train import margin_at
+    from dmha.training.loop import margin_at
 
     assert margin_at(0, 0.4, 100) == 0.0
     assert margin_at(50, 0.4, 100) == pytest.approx(0.2)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dmha.checkpoint import load_checkpoint
+from dmha.training.checkpoint import load_checkpoint
 
 sys.path.insert(0, str(Path(__file__).parent))
 from train_fixtures import prepare_lists, subprocess_env  # noqa: E402
@@ -24,7 +24,8 @@ def test_two_process_run_keeps_ranks_identical(tmp_path):
          "--nproc-per-node", "2", str(REPO / "tests" / "ddp_train_worker.py"), str(conf), str(lists),
          str(tmp_path / "exp"), str(hashes)],
         env=subprocess_env(), capture_output=True, text=True, timeout=300)
-    # Assert on what the ranks wrote (the job's exit status is checked too: see dmha.distributed.finish).
+    # Assert on what the ranks wrote (the job's exit status is checked too:
+    # see dmha.training.distributed.finish).
     h0 = (hashes / "hash.0").read_text().split()
     h1 = (hashes / "hash.1").read_text().split()
     assert h0 == h1, (h0, h1)

@@ -11,13 +11,13 @@ import pytest
 from conftest import REPO, run_script
 from voxceleb_fixtures import MISSING, VOX1_DEV_SPK, VOX1_TEST_SPK, VOX2_SPK, make_fake_voxceleb
 
-from dmha.audio import load_audio
+from dmha.common.errors import UserError
+from dmha.common.fileio import read_kv
 from dmha.corpus import voxceleb as vc
 from dmha.corpus.voxceleb_prep import prepare_vox2
 from dmha.corpus.voxceleb_trials import convert_official_list
 from dmha.data.trials import read_trials
-from dmha.errors import UserError
-from dmha.fileio import read_kv
+from dmha.features.audio import load_audio
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None,
                                   reason="ffmpeg not installed (apt-get install ffmpeg): VoxCeleb2 m4a tests")
@@ -256,8 +256,8 @@ def test_paper_configs_one_per_row_with_paper_sizes():
     import torch
     import yaml
 
-    from dmha.losses import build_loss
     from dmha.models import build_model, count_parameters
+    from dmha.models.losses import build_loss
 
     torch.set_num_threads(1)
     confs = {p.stem: p for p in (REPO / "egs" / "voxceleb" / "conf").glob("*.yaml")
@@ -290,7 +290,7 @@ def test_paper_configs_one_per_row_with_paper_sizes():
 
 
 def test_summary_prints_paper_figures_from_exp_config(tmp_path):
-    from dmha.results import append_result
+    from dmha.scoring.results import append_result
 
     exp = tmp_path / "exp"
     exp.mkdir()

@@ -6,7 +6,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from dmha.errors import UserError
+from dmha.common.errors import UserError
 
 
 def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from dmha.bin._cli import run_main
-from dmha.errors import UserError
+from dmha.common.errors import UserError
 
 log = logging.getLogger("compute_fbank")
 
@@ -65,11 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from tqdm import tqdm
 
-    from dmha.audio import AudioError, load_audio
-    from dmha.device import resolve_device
-    from dmha.fbank_stage import JobFiles, job_is_complete, load_fbank_config
-    from dmha.features import compute_fbank
-    from dmha.fileio import read_kv, write_kv
+    from dmha.common.device import resolve_device
+    from dmha.common.fileio import read_kv, write_kv
+    from dmha.features.audio import AudioError, load_audio
+    from dmha.features.fbank import compute_fbank
+    from dmha.features.stage import JobFiles, job_is_complete, load_fbank_config
 
     torch.set_num_threads(max(1, a.num_threads))
     cfg = load_fbank_config(a.config)

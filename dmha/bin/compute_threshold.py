@@ -31,11 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def compute_threshold(exp_dir: str | Path, lists_dir: str | Path, device: str = "auto") -> dict:
     """Score the validation trials with the best model, write ``<exp>/threshold.yaml``; return its values."""
+    from dmha.embed.xvectors import embed_utterances
     from dmha.experiment import load_exp, write_threshold
-    from dmha.extract import cosine_scores
-    from dmha.metrics import compute_eer
-    from dmha.train import ValidationSet
-    from dmha.xvectors import embed_utterances
+    from dmha.scoring.cosine import cosine_scores
+    from dmha.scoring.metrics import compute_eer
+    from dmha.training.loop import ValidationSet
 
     exp = load_exp(exp_dir, device)
     lists_dir = Path(lists_dir)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from dmha.bin._cli import run_main
-from dmha.errors import UserError
+from dmha.common.errors import UserError
 
 log = logging.getLogger("dmha.embed")
 
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _inputs(args: argparse.Namespace) -> list[tuple[str, str]]:
-    from dmha.fileio import read_kv
+    from dmha.common.fileio import read_kv
 
     if args.scp and args.wavs:
         raise UserError("give either --scp or wav paths, not both")
@@ -68,7 +68,7 @@ def _main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from dmha.api import load_model
-    from dmha.audio import AudioError
+    from dmha.features.audio import AudioError
 
     model = load_model(args.exp, args.device, max_chunk_frames=args.max_chunk_frames)
     table: dict[str, np.ndarray] = {}
@@ -88,7 +88,7 @@ def _main(argv: list[str] | None = None) -> int:
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if args.format == "npy":
-        from dmha.fileio import atomic_open
+        from dmha.common.fileio import atomic_open
 
         for key, emb in table.items():
             with atomic_open(out / f"{key.replace('/', '_')}.npy", "wb") as f:

@@ -9,7 +9,7 @@
       means spk_xvector.{ark,scp} and num_utts.ark, checks that every utterance has an embedding.
 
 Model and feature settings come from <exp-dir>/config.yaml and <exp-dir>/best.pt (see dmha.experiment);
-embeddings are computed in length-sorted, padded, masked batches (dmha.extract) and do not depend on the
+embeddings are computed in length-sorted, padded, masked batches (dmha.embed.batched) and do not depend on the
 batch size. Outputs are written under temporary names and renamed, the .scp last: a killed run never
 leaves an .scp that looks complete.
 """
@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from dmha.bin._cli import run_main
-from dmha.errors import UserError
+from dmha.common.errors import UserError
 
-log = logging.getLogger("dmha.extract")
+log = logging.getLogger("dmha.embed.batched")
 
 SKIP = 10
 STAMP = ".extract_info"
@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch CPU threads (0: torch's default)")
     s.add_argument("--bf16", action="store_true",
                    help="bf16 autocast (CPU or CUDA; faster only where the device has native bf16, see "
-                        "dmha.precision; default float32)")
+                        "dmha.models.precision; default float32)")
     for name in ("exp_dir", "data_dir", "out_ark", "out_scp"):
         s.add_argument(name)
     s = sub.add_parser("merge", help="merge job outputs, write speaker means")
@@ -156,9 +156,9 @@ def run_job(args: argparse.Namespace) -> None:
     import torch
     from tqdm import tqdm
 
+    from dmha.common.fileio import read_kv
+    from dmha.embed.xvectors import default_batch_frames, embed_utterances
     from dmha.experiment import load_exp
-    from dmha.fileio import read_kv
-    from dmha.xvectors import default_batch_frames, embed_utterances
 
     if args.num_threads > 0:
         torch.set_num_threads(args.num_threads)
@@ -232,9 +232,9 @@ def _write_table(table: dict[str, np.ndarray], ark: Path, scp: Path) -> None:
 def merge(exp_dir: Path, data_dir: Path, emb_dir: Path, nj: int, max_chunk_frames: int) -> str:
     import kaldiio
 
+    from dmha.common.fileio import atomic_open, read_kv, write_kv
     from dmha.data.datadir import load_data_dir
-    from dmha.fileio import atomic_open, read_kv, write_kv
-    from dmha.xvectors import speaker_means
+    from dmha.embed.xvectors import speaker_means
 
     table: dict[str, np.ndarray] = {}
     for j in range(1, nj + 1):

@@ -1,4 +1,4 @@
-"""Bookkeeping of steps/make_fbank.sh (see dmha.fbank_stage): before and after the feature jobs.
+"""Bookkeeping of steps/make_fbank.sh (see dmha.features.stage): before and after the feature jobs.
 
   fbank_stage prepare [--config Y] --nj N --force true|false <data-dir> <ark-dir>
       exit 0: run the jobs (stale outputs removed); exit 10: feats.scp complete and up to date, skip.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from dmha.bin._cli import run_main
-from dmha.errors import UserError
+from dmha.common.errors import UserError
 
 SKIP = 10
 
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         s.add_argument("ark_dir")
     a = p.parse_args(argv)
 
-    from dmha import fbank_stage as st
+    from dmha.features import stage as st
 
     if a.nj < 1:
         raise UserError(f"--nj must be >= 1, got {a.nj}")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 
 from dmha.bin._cli import run_main
+from dmha.common.errors import UserError
 from dmha.corpus.reference_lists import import_train_labels, import_validation_pairs
-from dmha.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:

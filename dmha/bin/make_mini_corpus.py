@@ -13,13 +13,13 @@ import time
 from pathlib import Path
 
 from dmha.bin._cli import run_main
+from dmha.common.errors import UserError
+from dmha.common.fileio import write_kv
 from dmha.corpus import asterisk
 from dmha.corpus.mini import SynthConfig, build_synthetic, summarize, write_set, write_wav
 from dmha.corpus.synth import setup_espeak
 from dmha.corpus.voices import select_voices, split_speakers
 from dmha.data.trials import make_trials
-from dmha.errors import UserError
-from dmha.fileio import write_kv
 
 log = logging.getLogger("make_mini_corpus")
 

@@ -3,7 +3,7 @@
 Called by steps/score.sh. Outputs:
   <score-file>              ``enroll test score [target|nontarget]`` per scored trial (atomic write)
   <score-file stem>.det.png DET curve (labelled trials only)
-  --results FILE            one human line appended, and a row in FILE.tsv (see dmha.results)
+  --results FILE            one human line appended, and a row in FILE.tsv (see dmha.scoring.results)
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from dmha.bin._cli import run_main
+from dmha.common.errors import UserError
+from dmha.common.fileio import atomic_open
 from dmha.data.trials import read_trials
-from dmha.errors import UserError
-from dmha.fileio import atomic_open
-from dmha.metrics import compute_metrics, det_curve
-from dmha.results import append_result
-from dmha.scoring import NORMS, score_trials
+from dmha.scoring.cosine import NORMS, score_trials
+from dmha.scoring.metrics import compute_metrics, det_curve
+from dmha.scoring.results import append_result
 
 logger = logging.getLogger("dmha.score")
 
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
     det_png = args.det_plot or str(score_file.parent / f"{stem}.det.png")
     if det_png != "none":
-        from dmha.det_plot import plot_det
+        from dmha.scoring.det_plot import plot_det
 
         plot_det([(f"{name} ({args.norm})", det_curve(scored.scores, labels))], det_png,
                  title=name, eers=[metrics["eer"] / 100.0])

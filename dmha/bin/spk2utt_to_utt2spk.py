@@ -7,8 +7,8 @@ import fileinput
 import sys
 
 from dmha.bin._cli import run_main
+from dmha.common.errors import UserError
 from dmha.data.datadir import spk2utt_to_utt2spk
-from dmha.errors import UserError
 
 
 def main(argv: list[str] | None = None) -> int:

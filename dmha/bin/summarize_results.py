@@ -12,8 +12,8 @@ import argparse
 from pathlib import Path
 
 from dmha.bin._cli import run_main
-from dmha.errors import UserError
-from dmha.results import latest_results, read_reference, read_results
+from dmha.common.errors import UserError
+from dmha.scoring.results import latest_results, read_reference, read_results
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,10 +11,10 @@ import logging
 from pathlib import Path
 
 from dmha.bin._cli import run_main
+from dmha.common.errors import UserError
 from dmha.config import load_config
-from dmha.errors import UserError
 
-log = logging.getLogger("dmha.train")
+log = logging.getLogger("dmha.training.loop")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"{config}: config not found; pass --config <yaml>")
     cfg = load_config(config, " ".join(args.override))
 
-    from dmha.distributed import finish, init_distributed
-    from dmha.train import train
+    from dmha.training.distributed import finish, init_distributed
+    from dmha.training.loop import train
 
     info = init_distributed(args.device)
     try:

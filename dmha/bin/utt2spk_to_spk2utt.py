@@ -7,8 +7,8 @@ import fileinput
 import sys
 
 from dmha.bin._cli import run_main
+from dmha.common.errors import UserError
 from dmha.data.datadir import utt2spk_to_spk2utt
-from dmha.errors import UserError
 
 
 def main(argv: list[str] | None = None) -> int:

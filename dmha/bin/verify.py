@@ -32,9 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from dmha.api import load_model
-    from dmha.audio import AudioError
-    from dmha.errors import UserError
+    from dmha.common.errors import UserError
     from dmha.experiment import THRESHOLD
+    from dmha.features.audio import AudioError
 
     model = load_model(args.exp, args.device, max_chunk_frames=args.max_chunk_frames)
     source = "--threshold" if args.threshold is not None else f"{args.exp}/{THRESHOLD}"

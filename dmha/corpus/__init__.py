@@ -1,6 +1,7 @@
-"""Corpus preparation (stage 0).
+"""Stage 0, corpus preparation: the embedded default corpus "mini", and VoxCeleb.
 
-The embedded default corpus "mini" (``voices``, ``text``, ``synth``, ``augment``, ``mini``, ``asterisk``):
-MBROLA voices driven by espeak-ng, augmented with noise and reverberation, plus real telephone prompts
-(Asterisk) as a cross-domain test set. Other corpora (VoxCeleb) have their own modules here.
+Writes Kaldi data dirs (``wav.scp``, ``utt2spk``, ``spk2utt``) and ``trials`` for the train, validation
+and test sets. "mini": MBROLA voices driven by espeak-ng (:mod:`dmha.corpus.voices`, ``text``, ``synth``),
+varied with :mod:`dmha.augment`, plus real telephone prompts (:mod:`dmha.corpus.asterisk`) as a
+cross-domain test set. Open first: :mod:`dmha.corpus.mini` (or :mod:`dmha.corpus.voxceleb_prep`).
 """

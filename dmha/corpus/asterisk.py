@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from dmha.common.errors import UserError
 from dmha.corpus.synth import SAMPLE_RATE, to_16k
-from dmha.errors import UserError
 
 PACKAGES = ("asterisk-core-sounds-en-wav", "asterisk-core-sounds-es-wav", "asterisk-core-sounds-fr-wav",
             "asterisk-core-sounds-it-wav", "asterisk-core-sounds-ru-wav", "asterisk-prompt-it-menardi-wav",

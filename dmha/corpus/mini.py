@@ -24,13 +24,13 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from dmha.corpus import augment
+from dmha.augment import effects as augment
+from dmha.common.errors import UserError
+from dmha.common.fileio import write_kv
 from dmha.corpus.synth import SAMPLE_RATE, Espeak, to_16k, trim_silence
 from dmha.corpus.text import make_text
 from dmha.corpus.voices import Voice
 from dmha.data.trials import Trials, make_trials, write_trials
-from dmha.errors import UserError
-from dmha.fileio import write_kv
 
 log = logging.getLogger(__name__)
 

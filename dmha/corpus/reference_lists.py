@@ -33,11 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
+from dmha.common.errors import UserError
+from dmha.common.fileio import PathLike, write_kv
 from dmha.corpus.voxceleb import ffmpeg_pipe
 from dmha.data.datadir import utt2spk_to_spk2utt, validate_data_dir
 from dmha.data.trials import Trials, write_trials
-from dmha.errors import UserError
-from dmha.fileio import PathLike, write_kv
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from dmha.errors import UserError
+from dmha.common.errors import UserError
 
 SAMPLE_RATE = 16000
 

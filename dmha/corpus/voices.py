@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dmha.errors import UserError
+from dmha.common.errors import UserError
 
 # db sex espeak-language
 _TABLE = """

@@ -37,8 +37,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from dmha.errors import UserError
-from dmha.fileio import PathLike
+from dmha.common.errors import UserError
+from dmha.common.fileio import PathLike
 
 log = logging.getLogger(__name__)
 

@@ -19,12 +19,12 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from dmha.common.errors import UserError
+from dmha.common.fileio import PathLike, write_kv
 from dmha.corpus import voxceleb as vc
 from dmha.corpus.voxceleb_trials import OFFICIAL_LISTS, convert_official_list, write_converted
 from dmha.data.datadir import DataDir, validate_data_dir, write_data_dir
 from dmha.data.trials import make_trials, write_trials
-from dmha.errors import UserError
-from dmha.fileio import PathLike, write_kv
 
 log = logging.getLogger(__name__)
 

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from dmha.common.errors import UserError
+from dmha.common.fileio import PathLike, atomic_open
 from dmha.corpus.voxceleb import utt_id_from_relpath
 from dmha.data.trials import Trials, write_trials
-from dmha.errors import UserError
-from dmha.fileio import PathLike, atomic_open
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dmha.errors import UserError
-from dmha.fileio import PathLike, atomic_open, read_kv, write_kv
+from dmha.common.errors import UserError
+from dmha.common.fileio import PathLike, atomic_open, read_kv, write_kv
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Short-utterance policy (SPEC §3 leaves it to us): an utterance with fewer than ``train.min_frames``
 frames is DROPPED (counted and logged; it carries too little speech to be a useful 3.5 s training
 example), one between ``min_frames`` and ``train.crop_frames`` is KEPT and padded by repetition at crop
-time (:class:`dmha.data.dataset.CropDataset`). Utterances without features (failed in stage 1) are
+time (:class:`dmha.training.dataset.CropDataset`). Utterances without features (failed in stage 1) are
 dropped with a count too. The speaker map is built after filtering, so labels are exactly 0..N-1 over
 the speakers that have training data (sorted speaker ids, C locale).
 
@@ -25,8 +25,8 @@ from pathlib import Path
 import kaldiio
 
 from dmha.data.trials import Trials, read_trials, write_trials
-from dmha.errors import UserError
-from dmha.fileio import PathLike, read_kv, write_kv
+from dmha.common.errors import UserError
+from dmha.common.fileio import PathLike, read_kv, write_kv
 
 log = logging.getLogger("dmha.lists")
 

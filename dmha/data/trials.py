@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dmha.errors import UserError
-from dmha.fileio import PathLike, atomic_open
+from dmha.common.errors import UserError
+from dmha.common.fileio import PathLike, atomic_open
 
 _LABELS = {"target": True, "nontarget": False, "1": True, "0": False}
 

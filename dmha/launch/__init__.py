@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dmha.errors import UserError
+from dmha.common.errors import UserError
 from dmha.launch.backend import BACKENDS, Backend, get_backend
 from dmha.launch.job import Job, JobSpec, build_command, job_script, make_jobs, parse_job_spec
 from dmha.launch.resources import Resources

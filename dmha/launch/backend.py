@@ -10,7 +10,7 @@ import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-from dmha.errors import UserError
+from dmha.common.errors import UserError
 from dmha.launch.job import Job
 from dmha.launch.resources import Resources
 

@@ -12,7 +12,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from dmha.errors import UserError
+from dmha.common.errors import UserError
 
 _SPEC_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(\d+)(?::(\d+))?$")
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from dmha.errors import UserError
+from dmha.common.errors import UserError
 from dmha.launch.backend import Backend
 from dmha.launch.job import Job, job_script
 from dmha.launch.resources import Resources

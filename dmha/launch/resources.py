@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from dmha.errors import UserError
+from dmha.common.errors import UserError
 
 _MEM_RE = re.compile(r"^\d+[KMGT]?$")
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from dmha.errors import UserError
+from dmha.common.errors import UserError
 
 ENV_VAR = "DMHA_SLURM_CONFIG"
 DEFAULT_PATH = Path("conf") / "slurm.yaml"

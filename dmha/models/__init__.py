@@ -5,10 +5,10 @@ Public API::
     from dmha.models import build_model, count_parameters
     model = build_model(cfg["model"], num_classes)   # SpeakerNet
     emb = model.embed(feats, lengths)   # (B, T, F) CMN'd log-mels, (B,) valid frames -> (B, embed_dim)
-    out = model(feats, lengths)         # pre-layer output (B, embed_dim), input of dmha.losses
+    out = model(feats, lengths)         # pre-layer output (B, embed_dim), input of dmha.models.losses
     model.embed_dim, model.parameter_counts()
 
-``num_classes`` is accepted for symmetry with ``dmha.losses.build_loss`` (the speaker classifier's
+``num_classes`` is accepted for symmetry with ``dmha.models.losses.build_loss`` (the speaker classifier's
 weight matrix lives in the loss, not in the model), and checked to be >= 1.
 
 YAML schema, section ``model:`` (all keys optional; defaults = the paper's best system)::
@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from typing import Optional, Union
 
-from dmha.errors import UserError
+from dmha.common.errors import UserError
 from dmha.models.config import ModelConfig
 from dmha.models.pooling import POOLINGS, build_pooling, head_dropout_keep
 from dmha.models.speaker_net import SpeakerNet, count_parameters

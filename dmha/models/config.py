@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Optional
 
-from dmha.errors import UserError
+from dmha.common.errors import UserError
 
 FRONTEND_WIDTHS = {"vgg4l": [128, 256, 512, 1024], "vgg3l": [256, 512, 1024]}
 FRONTENDS = ("vgg", *FRONTEND_WIDTHS)
@@ -98,3 +98,11 @@ class ModelConfig:
             d = self.widths()[-1] * freq
             if d % self.heads:
                 raise bad("heads", self.heads, f"a divisor of the frame dimension D = {d}")
+
+
+def check_bf16_setting(value: Any, where: str = "train.bf16") -> Any:
+    """``value`` if it is true, false or "auto" (bf16 autocast, :mod:`dmha.models.precision`); else a
+    UserError naming ``where``. Kept here, torch-free, so that dmha.config checks it without torch."""
+    if isinstance(value, bool) or value == "auto":
+        return value
+    raise UserError(f"{where}={value!r}: expected true, false or auto")

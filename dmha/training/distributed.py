@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from dmha.device import resolve_device
+from dmha.common.device import resolve_device
 
 log = logging.getLogger(__name__)
 

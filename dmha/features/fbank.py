@@ -28,8 +28,8 @@ from typing import Union
 import numpy as np
 import torch
 
-from dmha.errors import UserError
-from dmha.fbank_config import NORM_MODES, FbankConfig
+from dmha.common.errors import UserError
+from dmha.features.config import NORM_MODES, FbankConfig
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 __all__ = ["FbankConfig", "compute_fbank", "mel_filterbank", "normalize_features"]

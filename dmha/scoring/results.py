@@ -19,8 +19,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from dmha.errors import UserError
-from dmha.fileio import PathLike, atomic_open
+from dmha.common.errors import UserError
+from dmha.common.fileio import PathLike, atomic_open
 
 COLUMNS = ("set", "norm", "eer", "mindcf_0.01", "mindcf_0.001", "n_trials", "n_target", "n_nontarget",
            "n_skipped", "score_file", "date")

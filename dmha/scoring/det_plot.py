@@ -1,6 +1,6 @@
 """DET curve figures (miss vs false-alarm probability on normal-deviate axes).
 
-Kept apart from :mod:`dmha.metrics` so that validation during training never imports matplotlib.
+Kept apart from :mod:`dmha.scoring.metrics` so that validation during training never imports matplotlib.
 An exact DET curve has one point per distinct score (millions for a large list); points closer than
 a small step on the deviate scale are dropped before plotting — invisible at figure resolution.
 """
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from dmha.fileio import PathLike, atomic_open
-from dmha.metrics import DetPoints
+from dmha.common.fileio import PathLike, atomic_open
+from dmha.scoring.metrics import DetPoints
 
 _TICKS = np.array([0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8])
 _LIMITS = (0.0005, 0.5)   # the upper limit grows (up to 0.8) for systems whose EER is near it

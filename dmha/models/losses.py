@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dmha.errors import UserError
+from dmha.common.errors import UserError
 
 DEFAULT_MARGIN = {"amsoftmax": 0.4, "aam": 0.2}
 

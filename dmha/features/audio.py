@@ -23,7 +23,7 @@ from math import gcd
 import numpy as np
 import soundfile as sf
 
-from dmha.errors import UserError
+from dmha.common.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Union
 
-from dmha.errors import UserError
+from dmha.common.errors import UserError
 
 PathLike = Union[str, os.PathLike]
 

@@ -4,7 +4,7 @@ Design choices and why:
 * **Exact resume.** ``exp/ckpt.pt`` holds model, loss head, optimizer (incl. LR), epoch, step, best EER,
   patience counters, history and RNG states; it is written atomically every ``train.ckpt_every_steps``
   optimizer steps and at every epoch end. The data order and crops are a pure function of
-  (seed, epoch) (:func:`dmha.data.dataset.epoch_plan`) and the torch RNG (head dropout) is re-seeded
+  (seed, epoch) (:func:`dmha.training.dataset.epoch_plan`) and the torch RNG (head dropout) is re-seeded
   from (seed, step, rank) before every step, so a run killed at any point and restarted produces the
   same weights as an uninterrupted one (CPU, same thread count).
 * **One code path for 1..N processes.** Under torchrun every rank derives the same plan and takes
@@ -12,8 +12,8 @@ Design choices and why:
   (all ranks x ``train.grad_accum`` micro-batches), so the recipe means the same thing at any scale.
   Rank 0 validates, logs and writes files; results are broadcast so every rank takes the same
   LR/stop decisions.
-* **Validation** embeds whole utterances with :func:`dmha.extract.embed_feature_list` (the code
-  extraction uses) and scores cosine trials with :func:`dmha.metrics.compute_metrics` (the code
+* **Validation** embeds whole utterances with :func:`dmha.embed.batched.embed_feature_list` (the code
+  extraction uses) and scores cosine trials with :func:`dmha.scoring.metrics.compute_metrics` (the code
   scoring uses), so the validation EER means what the final EER means.
 """
 
@@ -37,9 +37,17 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from dmha.checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
+from dmha.common.errors import UserError
+from dmha.common.fileio import atomic_open, read_kv
 from dmha.config import config_diff, save_config
-from dmha.data.dataset import (
+from dmha.data.trials import read_trials
+from dmha.embed.batched import embed_feature_list
+from dmha.models.precision import bf16_autocast, describe, resolve_bf16
+from dmha.scoring.cosine import cosine_scores
+from dmha.scoring.metrics import compute_metrics
+from dmha.training.checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
+from dmha.training.curves import plot_training_curves
+from dmha.training.dataset import (
     CropDataset,
     ScpFeatures,
     check_batch_split,
@@ -48,16 +56,9 @@ from dmha.data.dataset import (
     read_train_list,
     step_batches,
 )
-from dmha.data.trials import read_trials
-from dmha.distributed import DistInfo, all_reduce_sum, broadcast_float, sync_buffers
-from dmha.errors import UserError
-from dmha.extract import cosine_scores, embed_feature_list
-from dmha.fileio import atomic_open, read_kv
-from dmha.metrics import compute_metrics
-from dmha.plotting import plot_training_curves
-from dmha.precision import bf16_autocast, describe, resolve_bf16
+from dmha.training.distributed import DistInfo, all_reduce_sum, broadcast_float, sync_buffers
 
-log = logging.getLogger("dmha.train")
+log = logging.getLogger("dmha.training.loop")
 
 CKPT = "ckpt.pt"
 BEST = "best.pt"
@@ -192,8 +193,8 @@ def train(cfg: dict, lists_dir: str | Path, exp_dir: str | Path, info: DistInfo)
 
 
 def _train(cfg: dict, lists_dir: Path, exp_dir: Path, info: DistInfo) -> TrainOutcome:
-    from dmha.losses import build_loss
     from dmha.models import build_model
+    from dmha.models.losses import build_loss
 
     tcfg = cfg["train"]
     if tcfg["num_threads"] > 0:

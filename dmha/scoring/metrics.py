@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dmha.errors import UserError
+from dmha.common.errors import UserError
 
 __all__ = ["DetPoints", "det_curve", "compute_eer", "compute_min_dcf", "compute_metrics"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from dmha.errors import UserError
+from dmha.common.errors import UserError
 
 
 def resolve_device(name: str | None = "auto") -> torch.device:

@@ -23,7 +23,7 @@ from typing import Union
 
 import numpy as np
 
-from dmha.errors import UserError
+from dmha.common.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,12 @@ NORMS = ("none", "snorm", "asnorm")
 _SHOW_MISSING = 5          # keys listed in a missing-embedding error
 
 EmbeddingSource = Union[Mapping, str, os.PathLike]
+
+
+def cosine_scores(emb: np.ndarray, enroll_idx: np.ndarray, test_idx: np.ndarray) -> np.ndarray:
+    """Cosine similarity of rows ``enroll_idx`` and ``test_idx`` of ``emb`` (one score per trial)."""
+    x = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    return np.einsum("ij,ij->i", x[enroll_idx], x[test_idx])
 
 
 def open_embeddings(source: EmbeddingSource) -> Mapping:

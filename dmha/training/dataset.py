@@ -6,7 +6,7 @@ epoch and skips the optimizer steps already done, so no DataLoader/sampler RNG s
 and every process of a distributed run derives the same plan and takes its own share of each batch.
 
 Per-utterance CMN is computed over the WHOLE utterance before cropping (as the reference code does),
-through :func:`dmha.features.normalize_features`, the one normalisation used everywhere.
+through :func:`dmha.features.fbank.normalize_features`, the one normalisation used everywhere.
 Utterances shorter than the crop (prepare_lists drops those below ``train.min_frames``) are padded
 by repetition (the frames are tiled), so every crop in a batch has the same length.
 """
@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dmha.errors import UserError
-from dmha.features import normalize_features
-from dmha.fileio import PathLike, read_kv
+from dmha.common.errors import UserError
+from dmha.common.fileio import PathLike, read_kv
+from dmha.features.fbank import normalize_features
 
 
 def load_features(entry: str, utt: str) -> np.ndarray:

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import yaml
 
+from dmha.common.errors import UserError
+from dmha.common.fileio import PathLike, atomic_open, read_kv, write_kv
 from dmha.data.datadir import fix_data_dir
-from dmha.errors import UserError
-from dmha.fbank_config import FbankConfig
-from dmha.fileio import PathLike, atomic_open, read_kv, write_kv
+from dmha.features.config import FbankConfig
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Why batching this way: utterances are sorted by length so a batch pads little, batches are bounded by
 padded frames (memory) and by count, and the model receives the true lengths so padded frames are
 masked out. Each utterance is CMN'd over its own valid frames with the one normalisation function
-(:func:`dmha.features.normalize_features`), so an embedding does not depend on the batch it lands in.
+(:func:`dmha.features.fbank.normalize_features`), so an embedding does not depend on the batch it lands in.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from dmha.features import normalize_features
-from dmha.precision import bf16_autocast
+from dmha.features.fbank import normalize_features
+from dmha.models.precision import bf16_autocast
 
 
 def length_batches(lengths: Sequence[int], max_frames_per_batch: int, batch_size: int) -> list[list[int]]:
@@ -54,9 +54,9 @@ def embed_feature_list(model: nn.Module, feats: Sequence[np.ndarray | torch.Tens
 
     ``model.embed(x, lengths)`` gets CMN'd, zero-padded (B, T, F) batches with their lengths. The model
     is put in eval mode for the call and its previous mode restored afterwards. ``bf16`` enables bf16
-    autocast on the device (CPU or CUDA; see :mod:`dmha.precision` for where that pays off).
+    autocast on the device (CPU or CUDA; see :mod:`dmha.models.precision` for where that pays off).
     ``feats`` is only indexed batch by batch, so it may read from disk on access
-    (:class:`dmha.data.dataset.ScpFeatures`); pass its ``lengths`` then, or every matrix is read twice.
+    (:class:`dmha.training.dataset.ScpFeatures`); pass its ``lengths`` then, or every matrix is read twice.
     """
     device = torch.device(device)
     core = model.module if hasattr(model, "module") else model
@@ -82,9 +82,3 @@ def embed_feature_list(model: nn.Module, feats: Sequence[np.ndarray | torch.Tens
     if out is None:
         out = np.zeros((0, int(getattr(core, "embed_dim", 0))), dtype=np.float32)
     return out
-
-
-def cosine_scores(emb: np.ndarray, enroll_idx: np.ndarray, test_idx: np.ndarray) -> np.ndarray:
-    """Cosine similarity of rows ``enroll_idx`` and ``test_idx`` of ``emb`` (one score per trial)."""
-    x = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-    return np.einsum("ij,ij->i", x[enroll_idx], x[test_idx])

@@ -1,4 +1,4 @@
-"""Feature settings (:class:`FbankConfig`), apart from :mod:`dmha.features` so that tools which only
+"""Feature settings (:class:`FbankConfig`), apart from :mod:`dmha.features.fbank` so that tools which only
 read or compare settings (stage-1 bookkeeping, config resolution) do not pay for importing torch.
 """
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from dmha.errors import UserError
+from dmha.common.errors import UserError
 
 NORM_MODES = ("cmn", "cmvn", "none")
 

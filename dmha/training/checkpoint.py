@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from dmha.errors import UserError
-from dmha.fileio import PathLike
+from dmha.common.errors import UserError
+from dmha.common.fileio import PathLike
 
 
 def save_checkpoint(state: dict[str, Any], path: PathLike) -> None:

@@ -5,7 +5,7 @@ Why a module of its own: training, validation, extraction and the benchmarks mus
 has native bf16 arithmetic — a CUDA GPU that reports bf16 support, or a CPU with AVX512-BF16 or AMX
 tiles — because elsewhere oneDNN/cuDNN emulate bf16 and a step gets slower, not faster. On a CPU with
 AVX512-BF16 a training step of the paper model takes about half the fp32 time (bench/bench_train.py).
-The loss and the attention softmax stay in float32 under autocast (dmha.losses, dmha.models.pooling).
+The loss and the attention softmax stay in float32 under autocast (dmha.models.losses, dmha.models.pooling).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import ContextManager, Union
 
 import torch
 
-from dmha.config import check_bf16_setting
+from dmha.models.config import check_bf16_setting
 
 Bf16Setting = Union[bool, str]
 

@@ -1,6 +1,6 @@
 """Embedding tables: whole-utterance embeddings with an optional length cap, and per-speaker means.
 
-The batching itself is :func:`dmha.extract.embed_feature_list` (the code training validates with);
+The batching itself is :func:`dmha.embed.batched.embed_feature_list` (the code training validates with);
 this module adds what stage 4 and the API need on top of it, in one place so both give the same
 numbers:
 
@@ -13,7 +13,7 @@ numbers:
 * **Speaker means** (``spk_xvector``): the mean of the **L2-normalised** utterance embeddings of each
   speaker (not re-normalised; its norm, <= 1, shows how consistent the speaker's utterances are). Why
   normalised first: scoring is cosine, so only directions count, and every utterance should weigh the
-  same whatever the norm of its raw embedding. ``dmha.scoring`` L2-normalises the means again before
+  same whatever the norm of its raw embedding. ``dmha.scoring.cosine`` L2-normalises the means again before
   using them as the S-norm / AS-norm cohort.
 
 The rule is the same in both places: whenever dmha averages embeddings, it averages unit vectors.
@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from dmha.errors import UserError
-from dmha.extract import embed_feature_list
-from dmha.features import normalize_features
+from dmha.common.errors import UserError
+from dmha.embed.batched import embed_feature_list
+from dmha.features.fbank import normalize_features
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
@@ -82,10 +82,10 @@ def embed_utterances(model: nn.Module, feats: Sequence[np.ndarray | torch.Tensor
     """Embed raw (T_i, F) features -> float32 (N, embed_dim), in input order, with the optional cap.
 
     Without a cap (or for utterances of at most ``max_chunk_frames`` frames) this is exactly
-    :func:`dmha.extract.embed_feature_list`. Longer utterances are normalised whole, cut into chunks
+    :func:`dmha.embed.batched.embed_feature_list`. Longer utterances are normalised whole, cut into chunks
     (:func:`chunk_bounds`) and represented by the mean of their unit-norm chunk embeddings.
     ``batch_frames=0`` picks :func:`default_batch_frames` for the device. ``feats`` may read from disk
-    on access (see :func:`dmha.extract.embed_feature_list`); ``lengths``, if given, are its row counts.
+    on access (see :func:`dmha.embed.batched.embed_feature_list`); ``lengths``, if given, are its row counts.
     """
     lengths = [int(t) for t in lengths] if lengths is not None else [int(f.shape[0]) for f in feats]
     for i, t in enumerate(lengths):

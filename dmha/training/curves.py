@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from dmha.fileio import PathLike, atomic_open  # noqa: E402
+from dmha.common.fileio import PathLike, atomic_open  # noqa: E402
 
 
 def plot_training_curves(history: Sequence[dict], path: PathLike, title: str = "") -> None:
