@@ -27,20 +27,16 @@ _po_int_re='^[0-9]+$'
 _po_num_re='^([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$'
 
 # po_require_int NAME... / po_require_number NAME...: each named variable is empty or a number.
-po_require_int() {
-  local _n
+_po_require() {  # <regex> <what> NAME...
+  local _re=$1 _what=$2 _n
+  shift 2
   for _n in "$@"; do
-    [ -z "${!_n}" ] || [[ "${!_n}" =~ $_po_int_re ]] || \
-      { echo "$0: option --${_n//_/-} takes a whole number, got '${!_n}'" >&2; exit 1; }
+    [ -z "${!_n}" ] || [[ "${!_n}" =~ $_re ]] || \
+      { echo "$0: option --${_n//_/-} takes $_what, got '${!_n}'" >&2; exit 1; }
   done
 }
-po_require_number() {
-  local _n
-  for _n in "$@"; do
-    [ -z "${!_n}" ] || [[ "${!_n}" =~ $_po_num_re ]] || \
-      { echo "$0: option --${_n//_/-} takes a number, got '${!_n}'" >&2; exit 1; }
-  done
-}
+po_require_int() { _po_require "$_po_int_re" "a whole number" "$@"; }
+po_require_number() { _po_require "$_po_num_re" "a number" "$@"; }
 
 while [ $# -gt 0 ]; do
   case "$1" in

@@ -29,7 +29,7 @@ import numpy as np
 from dmha.bin._cli import run_main
 from dmha.common.errors import UserError
 
-log = logging.getLogger("dmha.embed.batched")
+log = logging.getLogger("dmha.embed")
 
 SKIP = 10
 STAMP = ".extract_info"
