@@ -78,10 +78,18 @@ def compute_threshold(exp_dir: str | Path, lists_dir: str | Path, device: str = 
     out = {"threshold": float(thr), "eer": 100.0 * eer, "path": str(path), "trials": len(val.labels),
            "model": exp.model_file}
     if calibrate:
+        from dmha.experiment import CALIBRATION
         from dmha.scoring.calibration import fit_calibration
         from dmha.scoring.metrics import compute_calibration_metrics
 
-        cal = fit_calibration(scores, val.labels, prior=fit_prior)
+        try:
+            cal = fit_calibration(scores, val.labels, prior=fit_prior)
+        except UserError as e:
+            # An untrained / broken model is still usable with the EER threshold: warn, write nothing,
+            # and drop a calibration.yaml of this model left by an earlier run.
+            (exp.exp_dir / CALIBRATION).unlink(missing_ok=True)
+            log.warning("%s: no calibration written: %s", exp.exp_dir, e)
+            return out
         fit_metrics = compute_calibration_metrics(cal.llr(scores), val.labels)
         info = dict(cal.info)
         info.update({"source": str(lists_dir / "val_trials"), "score": "cosine", "norm": "none",

@@ -62,7 +62,8 @@ def snapshots_to_keep(val_eers: dict[int, float | None], keep: int) -> set[int]:
     """Epochs whose snapshot survives pruning: the ``keep`` most recent and the ``keep`` best by EER.
 
     ``val_eers`` maps each epoch with a snapshot to its validation EER (None/NaN: not validated; such an
-    epoch can only be kept as a recent one). Ties in EER go to the later epoch.
+    epoch can only be kept as a recent one). Ties in EER go to the earlier epoch, as for best.pt, so
+    best.pt's epoch is always among the kept ones.
     """
     if keep <= 0:
         return set()
@@ -72,9 +73,9 @@ def snapshots_to_keep(val_eers: dict[int, float | None], keep: int) -> set[int]:
 
 
 def _best_epochs(val_eers: dict[int, float | None], n: int) -> list[int]:
-    """The ``n`` validated epochs of lowest EER (ties: later epoch first), best first."""
-    valid = [(float(e), -ep) for ep, e in val_eers.items() if e is not None and math.isfinite(float(e))]
-    return [-neg for _, neg in sorted(valid)[:n]]
+    """The ``n`` validated epochs of lowest EER (ties: earlier epoch first, as best.pt), best first."""
+    valid = [(float(e), ep) for ep, e in val_eers.items() if e is not None and math.isfinite(float(e))]
+    return [ep for _, ep in sorted(valid)[:n]]
 
 
 def prune_snapshots(exp_dir: PathLike, val_eers: dict[int, float | None], keep: int) -> list[int]:
