@@ -139,8 +139,11 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   log_stage 5 "scoring ($score_norm) for: $test_sets"
   score_opts=()
   [ "$score_norm" != none ] && score_opts=(--cohort "$expdir/embeddings/$train_set/spk_xvector.scp")
-  # The calibration is fitted on cosine scores without normalisation: it applies to --score-norm none.
-  [ "$calibrate" = true ] && [ "$score_norm" = none ] && score_opts+=(--calibration "$expdir/calibration.yaml")
+  # The calibration (stage 4) is fitted on cosine scores without normalisation: it applies to
+  # --score-norm none. Stage 4 writes none for a model whose scores it cannot calibrate (it warns).
+  if [ "$calibrate" = true ] && [ "$score_norm" = none ] && [ -f "$expdir/calibration.yaml" ]; then
+    score_opts+=(--calibration "$expdir/calibration.yaml")
+  fi
   for set in $test_sets; do
     # scores/<set>.score without normalisation, scores/<set>.<norm>.score with it: both are kept.
     score_file=$expdir/scores/$set.score
