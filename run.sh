@@ -24,6 +24,9 @@ nodes=1              # training nodes (torchrun rendezvous; see README "Scaling 
 seed=0               # corpus seed (mini) — the training seed lives in the YAML config
 mini_opts=           # extra options of local/make_mini_corpus.sh (--corpus mini), e.g. toy runs
 score_norm=none      # none, snorm or asnorm (cohort: per-speaker means of the training set)
+average_models=0     # N > 0: stages 4-5 use the average of N epoch models (needs train.keep_epoch_models >= N)
+average_select=last  # last | best (lowest validation EER): which N epoch models to average
+calibrate=true       # stage 4 fits <exp>/calibration.yaml on the validation trials; stage 5 adds Cllr/actDCF
 # VoxCeleb (stage 0 with --corpus voxceleb)
 vox1=
 vox2=
@@ -48,6 +51,12 @@ Options:
   --mini-opts \"..\"   extra options of local/make_mini_corpus.sh, e.g. \"--voices us1,us2,de1,fr1,de2,fr2
                      --utts-per-spk 6 --n-test 2 --n-val 2\" (a toy corpus; see its --help)
   --score-norm X     none | snorm | asnorm (default $score_norm)
+  --average-models N  extract and score with the average of N epoch models (steps/average_models.sh,
+                     written at the start of stage 4 as exp/<name>/avg_<select>N.pt); the config must keep
+                     them: train.keep_epoch_models >= N (default $average_models: best.pt)
+  --average-select X  last | best: the N latest epochs or the N of lowest validation EER (default $average_select)
+  --calibrate B      true | false: fit the score calibration in stage 4 and report Cllr and the actual
+                     DCF in stage 5 (calibration does not change EER/minDCF; default $calibrate)
   --vox1 DIR --vox2 DIR [--trials-dir DIR]   VoxCeleb locations (--corpus voxceleb)
   --vox-opts \"..\"    extra options of local/prepare_voxceleb.sh, e.g. \"--m4a-mode convert\"
 Examples:
@@ -81,6 +90,11 @@ test_data_sets=$(for s in $test_sets; do test_data_of "$s"; done | awk '!seen[$0
 
 log_stage() { echo "=== $(date '+%F %T') stage $1: $2"; }
 
+# The weights stages 4-5 use: best.pt, or an average of epoch models (checkpoint averaging).
+model=best.pt
+[ "$average_models" -gt 0 ] && model=avg_${average_select}${average_models}.pt
+case "$calibrate" in true|false) ;; *) echo "$0: --calibrate must be true or false" >&2; exit 1 ;; esac
+
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   log_stage 0 "data preparation ($corpus)"
   prepare_corpus   # defined in egs/<corpus>/corpus.sh
@@ -107,23 +121,34 @@ fi
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   emb_sets="$test_data_sets"
   [ "$score_norm" != none ] && emb_sets="$train_set $test_data_sets"
-  log_stage 4 "embeddings for: $emb_sets; decision threshold for dmha-verify"
-  # <exp>/threshold.yaml: EER threshold of the validation trials (read by dmha-verify / dmha.load_model)
-  steps/compute_threshold.sh --device "$device" "$expdir" "data/$train_set/lists"
+  log_stage 4 "embeddings for: $emb_sets with $model; decision threshold and calibration for dmha-verify"
+  if [ "$average_models" -gt 0 ]; then
+    steps/average_models.sh --num "$average_models" --select "$average_select" --output "$model" "$expdir"
+  fi
+  # <exp>/threshold.yaml: EER threshold of the validation trials; <exp>/calibration.yaml: cosine -> LLR
+  # fitted on the same trials (both read by dmha-verify / dmha.load_model)
+  steps/compute_threshold.sh --device "$device" --model "$model" --calibrate "$calibrate" \
+    "$expdir" "data/$train_set/lists"
   for set in $emb_sets; do
-    steps/extract_embeddings.sh --nj "$nj" --cmd "$cmd" --device "$device" "$expdir" "data/$set" "$expdir/embeddings/$set"
+    steps/extract_embeddings.sh --nj "$nj" --cmd "$cmd" --device "$device" --model "$model" \
+      "$expdir" "data/$set" "$expdir/embeddings/$set"
   done
 fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   log_stage 5 "scoring ($score_norm) for: $test_sets"
-  cohort_opt=()
-  [ "$score_norm" != none ] && cohort_opt=(--cohort "$expdir/embeddings/$train_set/spk_xvector.scp")
+  score_opts=()
+  [ "$score_norm" != none ] && score_opts=(--cohort "$expdir/embeddings/$train_set/spk_xvector.scp")
+  # The calibration (stage 4) is fitted on cosine scores without normalisation: it applies to
+  # --score-norm none. Stage 4 writes none for a model whose scores it cannot calibrate (it warns).
+  if [ "$calibrate" = true ] && [ "$score_norm" = none ] && [ -f "$expdir/calibration.yaml" ]; then
+    score_opts+=(--calibration "$expdir/calibration.yaml")
+  fi
   for set in $test_sets; do
     # scores/<set>.score without normalisation, scores/<set>.<norm>.score with it: both are kept.
     score_file=$expdir/scores/$set.score
     [ "$score_norm" != none ] && score_file=$expdir/scores/$set.$score_norm.score
-    steps/score.sh --norm "$score_norm" "${cohort_opt[@]}" --results "$expdir/results" --name "$set" \
+    steps/score.sh --norm "$score_norm" "${score_opts[@]}" --results "$expdir/results" --name "$set" \
       "data/$set/trials" "$expdir/embeddings/$(test_data_of "$set")" "$score_file"
   done
   python -m dmha.bin.summarize_results "$expdir/results"

@@ -5,7 +5,8 @@
     e = model.embed("a.wav")                             # np.ndarray (400,), float32
     e2 = model.embed(samples, sr=8000)                   # a 1-D float array in [-1, 1] (resampled)
     s = model.score("a.wav", "b.wav")                    # cosine similarity, embeddings or wav paths
-    same = s >= model.threshold                          # threshold: see below (None if not computed)
+    v = model.verify("a.wav", "b.wav")                   # v.same, v.score (cosine), v.llr, v.threshold
+    llr = model.llr("a.wav", "b.wav")                    # calibrated log-likelihood ratio
 
 Why this shape: the embedding of a file must equal the one stage 4 writes for the same file, so the
 audio goes through the same reader (:func:`dmha.features.audio.load_audio`, resampled to the exp's rate), the
@@ -15,11 +16,16 @@ ONE feature implementation (:func:`dmha.features.fbank.compute_fbank` with ``<ex
 
 ``threshold`` is the EER operating point of the validation trials scored with the best model, read
 from ``<exp>/threshold.yaml`` (written by ``steps/compute_threshold.sh``, run.sh stage 4); it is None
-when that file is missing or belongs to an older model.
+when that file is missing or belongs to an older model. ``calibration`` (``<exp>/calibration.yaml``,
+written by the same step from the same trials) maps the cosine to a log-likelihood ratio; when present,
+:meth:`SpeakerModel.verify` decides with the Bayes threshold of a target prior (``p_target``, default
+0.01 as in the DCF: accept when ``llr >= log((1 - p_target) / p_target)``), so no cosine threshold has
+to be guessed; without it, verify falls back to the EER threshold.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
@@ -27,9 +33,29 @@ import numpy as np
 import torch
 
 from dmha.common.errors import UserError
-from dmha.experiment import TrainedExp, load_exp
+from dmha.experiment import BEST_MODEL, TrainedExp, load_exp
+from dmha.scoring.calibration import Calibration, bayes_threshold
+
+DEFAULT_P_TARGET = 0.01  # the DCF's target prior (SPEC §4)
 
 Audio = Union[str, Path, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The outcome of :meth:`SpeakerModel.verify`.
+
+    ``score``: cosine similarity; ``llr``: its calibrated log-likelihood ratio (None without a
+    calibration); ``same``: the decision, ``value >= threshold`` where ``basis`` says which value was
+    compared ("llr": the Bayes threshold for ``p_target``; "cosine": an EER or user-given threshold).
+    """
+
+    score: float
+    same: bool
+    llr: float | None
+    threshold: float
+    basis: str
+    p_target: float | None = None
 
 
 class SpeakerModel:
@@ -44,6 +70,11 @@ class SpeakerModel:
     def threshold(self) -> float | None:
         """Cosine decision threshold (>= means same speaker), or None if not computed for this model."""
         return self.exp.threshold
+
+    @property
+    def calibration(self) -> Calibration | None:
+        """Cosine -> log-likelihood-ratio map of this model, or None if not fitted for it."""
+        return self.exp.calibration
 
     @property
     def embed_dim(self) -> int:
@@ -108,20 +139,44 @@ class SpeakerModel:
             raise UserError("score(): an embedding is all zeros; cosine similarity is undefined")
         return float(np.dot(ea, eb) / (na * nb))
 
-    def verify(self, a: Audio, b: Audio, threshold: float | None = None) -> tuple[float, bool]:
-        """``(score, same_speaker)`` against ``threshold`` (default: :attr:`threshold`)."""
-        thr = self.threshold if threshold is None else float(threshold)
-        if thr is None:
-            raise UserError(f"{self.exp.exp_dir}: no decision threshold (threshold.yaml); run "
-                            f"steps/compute_threshold.sh {self.exp.exp_dir} <lists-dir> or pass a threshold")
+    def llr(self, a: Audio, b: Audio) -> float:
+        """Calibrated log-likelihood ratio (same vs different speaker) of two embeddings or wav paths."""
+        if self.calibration is None:
+            raise UserError(f"{self.exp.exp_dir}: no calibration for {self.exp.model_file} "
+                            f"(calibration.yaml); run steps/compute_threshold.sh {self.exp.exp_dir} "
+                            "<lists-dir>")
+        return float(self.calibration.llr(self.score(a, b)))
+
+    def verify(self, a: Audio, b: Audio, threshold: float | None = None,
+               p_target: float | None = None) -> Verification:
+        """Same speaker? Decision rule, first that applies:
+
+        1. ``threshold`` given: cosine >= threshold;
+        2. a calibration: LLR >= the Bayes threshold of ``p_target`` (default 0.01; unit costs);
+        3. the EER threshold of threshold.yaml: cosine >= it.
+        """
         s = self.score(a, b)
-        return s, s >= thr
+        cal = self.calibration
+        llr = None if cal is None else float(cal.llr(s))
+        if threshold is not None:
+            return Verification(s, s >= float(threshold), llr, float(threshold), "cosine")
+        if cal is not None:
+            p = DEFAULT_P_TARGET if p_target is None else float(p_target)
+            theta = bayes_threshold(p)
+            return Verification(s, llr >= theta, llr, theta, "llr", p)
+        if self.threshold is None:
+            raise UserError(f"{self.exp.exp_dir}: no decision threshold (threshold.yaml) or calibration "
+                            f"(calibration.yaml) for {self.exp.model_file}; run steps/compute_threshold.sh "
+                            f"{self.exp.exp_dir} <lists-dir> or pass a threshold")
+        return Verification(s, s >= self.threshold, None, float(self.threshold), "cosine")
 
 
-def load_model(exp_dir: str | Path, device: str = "auto", max_chunk_frames: int = 0) -> SpeakerModel:
-    """Load ``<exp_dir>/best.pt`` with the settings of ``<exp_dir>/config.yaml`` (see module docstring).
+def load_model(exp_dir: str | Path, device: str = "auto", max_chunk_frames: int = 0,
+               model: str = BEST_MODEL) -> SpeakerModel:
+    """Load ``<exp_dir>/best.pt`` (or ``model``, e.g. ``avg_last5.pt``) with the settings of
+    ``<exp_dir>/config.yaml`` (see module docstring).
 
     ``max_chunk_frames``: the optional length cap of stage 4 (0 = none; see :mod:`dmha.embed.xvectors`); use
     the value the embeddings you compare against were extracted with.
     """
-    return SpeakerModel(load_exp(exp_dir, device), max_chunk_frames=max_chunk_frames)
+    return SpeakerModel(load_exp(exp_dir, device, model=model), max_chunk_frames=max_chunk_frames)

@@ -46,6 +46,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "stop_patience": 25,         # stop after this many validations without improvement
     "min_lr": 0.0,
     "margin_warmup_epochs": 0.0, # ramp the loss margin linearly from 0 over N epochs (0: off, paper)
+    "keep_epoch_models": 0,      # >0: models/epoch_<N>.pt per epoch, the N latest + N best kept (averaging)
     "ckpt_every_steps": 500,     # full-state checkpoint every N optimizer steps (and at epoch end)
     "log_every_steps": 50,
     "num_workers": 0,            # DataLoader worker processes per training process
@@ -214,7 +215,7 @@ def _check_train(t: dict, path: PathLike) -> None:
         if t[k] < 1:
             raise UserError(f"{path}: train.{k}={t[k]} must be >= 1")
     for k in ("min_frames", "ckpt_every_steps", "num_workers", "num_threads", "weight_decay", "min_lr",
-              "margin_warmup_epochs"):
+              "margin_warmup_epochs", "keep_epoch_models"):
         if t[k] < 0:
             raise UserError(f"{path}: train.{k}={t[k]} must be >= 0")
     if not t["lr"] > 0 or not 0 < t["lr_factor"] <= 1:

@@ -12,11 +12,15 @@ Files of an exp dir used here::
     best.pt         {"model": state_dict, "epoch", "step", "val_eer", ...}    -- dmha.training.loop
     spk2int         training speaker map (only its size is used)               -- dmha.training.loop
     threshold.yaml  decision threshold for dmha-verify (see below)             -- dmha.bin.compute_threshold
+    calibration.yaml  cosine score -> log-likelihood ratio (dmha.scoring.calibration) -- compute_threshold
+    avg_last5.pt    optional: an average of epoch models, best.pt's format     -- dmha.bin.average_models
 
 The threshold is the EER operating point of the validation trials (data/<train>/lists/val_trials, the
 trials training validated on) scored with the best model; ``steps/compute_threshold.sh`` (run.sh
 stage 4) writes it. It records the best model's training step, so a threshold left over from an older
-model is detected and ignored.
+model is detected and ignored. Both files also name the weights file they were computed with
+(``model_file``): inference may use another one than best.pt (``load_exp(exp, model="avg_last5.pt")``),
+and a threshold or calibration of best.pt does not hold for an averaged model.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import yaml
 
 from dmha.common.errors import UserError
 from dmha.common.fileio import PathLike, atomic_open
+from dmha.scoring.calibration import Calibration
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +44,7 @@ CONFIG = "config.yaml"
 BEST_MODEL = "best.pt"  # the name dmha.training.loop.BEST writes (a test checks they agree)
 SPK2INT = "spk2int"
 THRESHOLD = "threshold.yaml"
+CALIBRATION = "calibration.yaml"
 
 
 @dataclass
@@ -51,6 +57,8 @@ class TrainedExp:
     device: torch.device
     best: dict[str, Any] = field(default_factory=dict)  # epoch, step, val_eer of the best model
     threshold: float | None = None
+    model_file: str = BEST_MODEL  # the weights file under exp_dir (best.pt, or e.g. avg_last5.pt)
+    calibration: Calibration | None = None
 
     @property
     def features(self):
@@ -64,8 +72,12 @@ class TrainedExp:
         return str(self.config["features"]["norm"])
 
 
-def load_exp(exp_dir: PathLike, device: str | torch.device = "auto") -> TrainedExp:
-    """Load ``<exp>/config.yaml`` and ``<exp>/best.pt`` into a model in eval mode on ``device``."""
+def load_exp(exp_dir: PathLike, device: str | torch.device = "auto", model: str = BEST_MODEL) -> TrainedExp:
+    """Load ``<exp>/config.yaml`` and ``<exp>/<model>`` (default best.pt): a model in eval mode on ``device``.
+
+    ``model`` is a weights file in best.pt's format, relative to the exp dir: ``best.pt``, an average
+    written by ``steps/average_models.sh`` (``avg_last5.pt``) or an epoch model (``models/epoch_7.pt``).
+    """
     from dmha.common.device import resolve_device
     from dmha.models import build_model
     from dmha.training.checkpoint import load_checkpoint
@@ -75,29 +87,44 @@ def load_exp(exp_dir: PathLike, device: str | torch.device = "auto") -> TrainedE
         raise UserError(f"{exp_dir}: experiment dir not found (train one with steps/train.sh)")
     if not (exp_dir / CONFIG).is_file():
         raise UserError(f"{exp_dir}/{CONFIG} not found; is {exp_dir} a dmha experiment dir (stage 3)?")
-    best_path = exp_dir / BEST_MODEL
-    if not best_path.is_file():
-        raise UserError(f"{best_path} not found: training has not validated a model yet; "
-                        "run or finish stage 3 (steps/train.sh)")
+    model = Path(model).as_posix()  # "./best.pt" and "best.pt" are one model (the stamp compares names)
+    best_path = model_path(exp_dir, model)
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     cfg = read_exp_config(exp_dir / CONFIG)
     num_classes = 1  # the classifier lives in the loss; the model only checks the count is positive
     if (exp_dir / SPK2INT).is_file():
         from dmha.common.fileio import read_kv
         num_classes = max(1, len(read_kv(exp_dir / SPK2INT)))
-    model = build_model(cfg["model"], num_classes)
+    net = build_model(cfg["model"], num_classes)
     ckpt = load_checkpoint(best_path, map_location="cpu")
     if "model" not in ckpt:
         raise UserError(f"{best_path}: no 'model' entry; not a best-model file written by dmha training")
     try:
-        model.load_state_dict(ckpt["model"])
+        net.load_state_dict(ckpt["model"])
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
         raise UserError(f"{best_path}: weights do not fit the model of {exp_dir / CONFIG} ({first}); "
                         "was config.yaml edited after training?") from None
-    model.to(dev).eval()
-    best = {k: ckpt[k] for k in ("epoch", "step", "val_eer") if k in ckpt}
-    return TrainedExp(exp_dir, cfg, model, dev, best, read_threshold(exp_dir, best))
+    net.to(dev).eval()
+    best = {k: ckpt[k] for k in ("epoch", "step", "val_eer") if ckpt.get(k) is not None}
+    return TrainedExp(exp_dir, cfg, net, dev, best, read_threshold(exp_dir, best, model), model,
+                      read_calibration(exp_dir, best, model))
+
+
+def model_path(exp_dir: Path, model: str = BEST_MODEL) -> Path:
+    """``<exp>/<model>``, checked: a relative path inside the exp dir naming an existing file."""
+    rel = Path(model)
+    if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+        raise UserError(f"model '{model}': give a file name relative to the exp dir (e.g. best.pt, "
+                        "avg_last5.pt)")
+    path = exp_dir / rel
+    if not path.is_file():
+        if model == BEST_MODEL:
+            raise UserError(f"{path} not found: training has not validated a model yet; "
+                            "run or finish stage 3 (steps/train.sh)")
+        raise UserError(f"{path} not found; average epoch models with steps/average_models.sh or use "
+                        f"--model {BEST_MODEL}")
+    return path
 
 
 def read_exp_config(path: Path) -> dict:
@@ -124,8 +151,26 @@ def read_exp_config(path: Path) -> dict:
     return cfg
 
 
-def read_threshold(exp_dir: PathLike, best: dict | None = None) -> float | None:
-    """The stored decision threshold, or None if absent or computed for another best model (warned)."""
+def _stale(path: Path, data: dict, best: dict | None, model_file: str, redo: str) -> bool:
+    """True (and a warning) when a stored threshold/calibration belongs to another model than this one.
+
+    Files written before ``model_file`` was recorded belong to best.pt.
+    """
+    stored_file = str(data.get("model_file") or BEST_MODEL)
+    if stored_file != model_file:
+        log.warning("%s was computed for %s, not %s; ignoring it (re-run %s --model %s)", path, stored_file,
+                    model_file, redo, model_file)
+        return True
+    if best and "step" in best and data.get("model_step") is not None \
+            and int(data["model_step"]) != int(best["step"]):
+        log.warning("%s was computed for the model of step %s, but %s is from step %s; ignoring it "
+                    "(re-run %s)", path, data["model_step"], model_file, best["step"], redo)
+        return True
+    return False
+
+
+def read_threshold(exp_dir: PathLike, best: dict | None = None, model_file: str = BEST_MODEL) -> float | None:
+    """The stored decision threshold, or None if absent or computed for another model (warned)."""
     path = Path(exp_dir) / THRESHOLD
     if not path.is_file():
         return None
@@ -136,10 +181,7 @@ def read_threshold(exp_dir: PathLike, best: dict | None = None) -> float | None:
     except (yaml.YAMLError, KeyError, TypeError, ValueError):
         raise UserError(f"{path}: not a threshold file (expected 'threshold: <float>'); delete it and "
                         "re-run steps/compute_threshold.sh") from None
-    if best and "step" in best and data.get("model_step") is not None \
-            and int(data["model_step"]) != int(best["step"]):
-        log.warning("%s was computed for the model of step %s, but best.pt is from step %s; ignoring it "
-                    "(re-run steps/compute_threshold.sh)", path, data["model_step"], best["step"])
+    if _stale(path, data, best, model_file, "steps/compute_threshold.sh"):
         return None
     if not math.isfinite(value):
         raise UserError(f"{path}: threshold {value} is not finite; re-run steps/compute_threshold.sh")
@@ -147,15 +189,42 @@ def read_threshold(exp_dir: PathLike, best: dict | None = None) -> float | None:
 
 
 def write_threshold(exp_dir: PathLike, threshold: float, *, eer: float, n_target: int, n_nontarget: int,
-                    source: str, best: dict) -> Path:
+                    source: str, best: dict, model_file: str = BEST_MODEL) -> Path:
     """Write ``<exp>/threshold.yaml`` atomically (threshold, EER in %, trial counts, source, model)."""
     path = Path(exp_dir) / THRESHOLD
     data = {"threshold": float(threshold), "eer": float(eer), "n_target": int(n_target),
             "n_nontarget": int(n_nontarget), "source": str(source),
             "model_step": int(best["step"]) if "step" in best else None,
             "model_epoch": int(best["epoch"]) if "epoch" in best else None,
+            "model_file": str(model_file),
             "note": "cosine score >= threshold means same speaker (EER operating point of the source "
                     "trials)"}
     with atomic_open(path) as f:
         yaml.safe_dump(data, f, sort_keys=False)
     return path
+
+
+def read_calibration(exp_dir: PathLike, best: dict | None = None,
+                     model_file: str = BEST_MODEL) -> Calibration | None:
+    """``<exp>/calibration.yaml`` if present and fitted for this model (else None, warned if stale)."""
+    from dmha.scoring.calibration import read_calibration_file
+
+    path = Path(exp_dir) / CALIBRATION
+    if not path.is_file():
+        return None
+    cal = read_calibration_file(path)
+    if _stale(path, cal.info, best, model_file, "steps/compute_threshold.sh"):
+        return None
+    return cal
+
+
+def write_calibration(exp_dir: PathLike, cal: Calibration, *, best: dict,
+                      model_file: str = BEST_MODEL) -> Path:
+    """Write ``<exp>/calibration.yaml`` atomically, stamped with the model it belongs to."""
+    from dmha.scoring.calibration import write_calibration_file
+
+    info = dict(cal.info)
+    info.update({"model_step": int(best["step"]) if "step" in best else None,
+                 "model_epoch": int(best["epoch"]) if "epoch" in best else None,
+                 "model_file": str(model_file)})
+    return write_calibration_file(Path(exp_dir) / CALIBRATION, cal.with_info(info))

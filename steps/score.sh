@@ -11,6 +11,7 @@ top_n=300            # AS-norm: highest cohort scores kept per side
 allow_missing=false  # true: skip trials whose embedding is missing (counted in the results)
 results=             # default: <score-file dir>/../results
 name=                # test set name in the results (default: score file name without .score)
+calibration=         # calibration.yaml of the exp (steps/compute_threshold.sh): adds LLRs, Cllr, actual DCF
 
 help_message="Usage: $0 [options] <trials> <emb-dir> <score-file>
   Scores every trial of <trials> (enroll test [target|nontarget]) by cosine similarity of the
@@ -22,6 +23,9 @@ Options:
   --allow-missing true|false skip trials without embeddings instead of failing (default $allow_missing)
   --results <file>           results log to append to (default <score-file dir>/../results)
   --name <set>               name of the test set in the results (default <score-file> without .score)
+  --calibration <file>       <exp>/calibration.yaml (fitted on validation trials by
+                             steps/compute_threshold.sh): also writes <score-file stem>.llr and reports
+                             Cllr, min Cllr and the actual DCF at the Bayes thresholds (0.01, 0.001)
 Example:
   steps/score.sh data/mini_test/trials exp/mini_dmha/embeddings/mini_test exp/mini_dmha/scores/mini_test.score"
 
@@ -40,5 +44,6 @@ opts=(--norm "$norm" --top-n "$top_n" --allow-missing "$allow_missing")
 [ -n "$cohort" ] && opts+=(--cohort "$cohort")
 [ -n "$results" ] && opts+=(--results "$results")
 [ -n "$name" ] && opts+=(--name "$name")
+[ -n "$calibration" ] && opts+=(--calibration "$calibration")
 
 python -m dmha.bin.score "${opts[@]}" "$trials" "$emb" "$score_file"

@@ -29,7 +29,8 @@ TOY_CORPUS = ("--voices us1,us2,us3,de1,de2,fr1,fr2 --utts-per-spk 6 --n-test 2 
 TOY_CONFIG = {
     "model": {"channels": [4, 8, 8, 16], "pooling": "dmha", "heads": 2, "embed_dim": 400},
     "train": {"seed": 0, "crop_frames": 100, "min_frames": 50, "batch_size": 6, "grad_accum": 1,
-              "lr": 1e-3, "max_epochs": 1, "num_threads": 1, "ckpt_every_steps": 0, "log_every_steps": 1},
+              "lr": 1e-3, "max_epochs": 1, "num_threads": 1, "ckpt_every_steps": 0, "log_every_steps": 1,
+              "keep_epoch_models": 1},
 }
 
 
@@ -55,7 +56,8 @@ def test_run_sh_stages_0_to_5_toy(tmp_path):
     env = dict(os.environ, DMHA_NO_VENV="1", OMP_NUM_THREADS="1", LC_ALL="C",
                PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
     env.pop("PYTHONPATH", None)  # path.sh points it at the copy
-    cmd = ["bash", "run.sh", "--nj", "2", "--device", "cpu", "--config", str(conf),
+    # --average-models 1: stages 4-5 run on avg_last1.pt (checkpoint averaging wired through run.sh)
+    cmd = ["bash", "run.sh", "--nj", "2", "--device", "cpu", "--config", str(conf), "--average-models", "1",
            "--mini-opts", TOY_CORPUS.format(downloads=REPO / "downloads")]
     proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=900)
     log = proc.stdout + proc.stderr
@@ -64,9 +66,11 @@ def test_run_sh_stages_0_to_5_toy(tmp_path):
         assert f"stage {stage}:" in log, f"stage {stage} did not run"
 
     exp = root / "exp" / "mini_toy"
-    for name in ("config.yaml", "best.pt", "threshold.yaml", "results", "results.tsv"):
+    for name in ("config.yaml", "best.pt", "models/epoch_1.pt", "avg_last1.pt", "threshold.yaml", "results",
+                 "results.tsv"):
         assert (exp / name).is_file(), name
-    assert math.isfinite(yaml.safe_load((exp / "threshold.yaml").read_text())["threshold"])
+    threshold = yaml.safe_load((exp / "threshold.yaml").read_text())
+    assert math.isfinite(threshold["threshold"]) and threshold["model_file"] == "avg_last1.pt"
     rows = {r["set"]: r for r in csv.DictReader(open(exp / "results.tsv"), delimiter="\t")}
     for test_set in ("mini_test", "real_test"):
         data = root / "data" / test_set
@@ -78,11 +82,16 @@ def test_run_sh_stages_0_to_5_toy(tmp_path):
         eer = float(rows[test_set]["eer"])
         assert math.isfinite(eer) and 0.0 <= eer <= 100.0, rows[test_set]
 
-    # the trained exp works with dmha-verify (threshold from stage 4)
+    # the trained exp works with dmha-verify (calibration, else threshold, from stage 4)
     wav_scp = (root / "data" / "mini_test" / "wav.scp").read_text().splitlines()
     wavs = [line.split(None, 1)[1] for line in wav_scp]
     out = subprocess.run([sys.executable, "-m", "dmha.bin.verify", "--exp", str(exp), "--device", "cpu",
-                          wavs[0], wavs[-1]], cwd=root, env=dict(env, PYTHONPATH=str(root)),
-                         capture_output=True, text=True)
+                          "--model", "avg_last1.pt", wavs[0], wavs[-1]], cwd=root,
+                         env=dict(env, PYTHONPATH=str(root)), capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split()[1] in ("same", "different") and "threshold.yaml" in out.stdout
+    assert out.stdout.split()[1] in ("same", "different")
+    if (exp / "calibration.yaml").is_file():  # stage 4 skips it (with a warning) for reversed scores
+        assert "LLR" in out.stdout and "calibration.yaml" in out.stdout
+        assert rows["mini_test"]["cllr"] != ""
+    else:
+        assert "threshold.yaml" in out.stdout

@@ -1,12 +1,19 @@
-"""Compute the decision threshold of an exp dir: the EER operating point of its validation trials.
+"""Decision threshold and score calibration of an exp dir, both from its validation trials.
 
 Scores the validation trials that training validated on (``<lists-dir>/val_trials`` with
-``<lists-dir>/val_feats.scp``, written by stage 2) with the exp's best model, exactly as validation does
-(whole utterances, cosine), and writes ``<exp-dir>/threshold.yaml``: the threshold, the EER there, the
-trial counts, the source trial list and the best model's step. ``dmha-verify`` and
-``dmha.load_model(...).threshold`` read it; a threshold of an older best model is ignored.
+``<lists-dir>/val_feats.scp``, written by stage 2) with the exp's best model (or ``--model``), exactly as
+validation does (whole utterances, cosine), and writes from that one embedding pass:
 
-Why validation trials: they are held out from training, so the threshold is not tuned on a test set.
+* ``<exp-dir>/threshold.yaml``: the cosine threshold at the EER operating point, the EER there, the
+  trial counts, the source trial list and the model's file and step;
+* ``<exp-dir>/calibration.yaml`` (unless ``--calibrate false``): ``llr = scale * cosine + offset``, fitted
+  by prior-weighted logistic regression at ``--fit-prior`` (see dmha.scoring.calibration), with the same
+  provenance and the validation Cllr / min Cllr / actual DCF.
+
+``dmha-verify`` and ``dmha.load_model(...)`` read them; files of another model (an older best.pt, or
+best.pt when --model names an average) are ignored.
+
+Why validation trials: they are held out from training, so neither is tuned on a test set.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ import logging
 from pathlib import Path
 
 from dmha.bin._cli import run_main
+from dmha.common.errors import UserError
+from dmha.scoring.calibration import DEFAULT_FIT_PRIOR
 
 log = logging.getLogger("dmha.threshold")
 
@@ -24,20 +33,36 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dmha.bin.compute_threshold", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    p.add_argument("--model", default="best.pt",
+                   help="weights file in the exp dir, e.g. avg_last5.pt (default %(default)s)")
+    p.add_argument("--calibrate", type=_bool, default=True, metavar="true|false",
+                   help="also fit <exp-dir>/calibration.yaml (default true)")
+    p.add_argument("--fit-prior", type=float, default=DEFAULT_FIT_PRIOR,
+                   help="effective target prior of the calibration fit (default %(default)s: Cllr)")
     p.add_argument("exp_dir", help="trained experiment dir (config.yaml, best.pt)")
     p.add_argument("lists_dir", help="training lists dir of stage 2 (val_trials, val_feats.scp)")
     return p
 
 
-def compute_threshold(exp_dir: str | Path, lists_dir: str | Path, device: str = "auto") -> dict:
-    """Score the validation trials with the best model, write ``<exp>/threshold.yaml``; return its values."""
+def _bool(text: str) -> bool:
+    if text not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return text == "true"
+
+
+def compute_threshold(exp_dir: str | Path, lists_dir: str | Path, device: str = "auto",
+                      model: str = "best.pt", calibrate: bool = True,
+                      fit_prior: float = DEFAULT_FIT_PRIOR) -> dict:
+    """Score the validation trials with ``model``; write threshold.yaml (and calibration.yaml)."""
     from dmha.embed.xvectors import embed_utterances
-    from dmha.experiment import load_exp, write_threshold
+    from dmha.experiment import load_exp, write_calibration, write_threshold
     from dmha.scoring.cosine import cosine_scores
     from dmha.scoring.metrics import compute_eer
     from dmha.training.loop import ValidationSet
 
-    exp = load_exp(exp_dir, device)
+    if not 0.0 < fit_prior < 1.0:
+        raise UserError(f"--fit-prior must be in (0, 1), got {fit_prior}")
+    exp = load_exp(exp_dir, device, model=model)
     lists_dir = Path(lists_dir)
     val = ValidationSet(lists_dir)
     tcfg = exp.config["train"]
@@ -49,15 +74,43 @@ def compute_threshold(exp_dir: str | Path, lists_dir: str | Path, device: str = 
     n_target = int(val.labels.sum())
     path = write_threshold(exp.exp_dir, thr, eer=100.0 * eer, n_target=n_target,
                            n_nontarget=int(len(val.labels) - n_target), source=str(lists_dir / "val_trials"),
-                           best=exp.best)
-    return {"threshold": float(thr), "eer": 100.0 * eer, "path": str(path), "trials": len(val.labels)}
+                           best=exp.best, model_file=exp.model_file)
+    out = {"threshold": float(thr), "eer": 100.0 * eer, "path": str(path), "trials": len(val.labels),
+           "model": exp.model_file}
+    if calibrate:
+        from dmha.experiment import CALIBRATION
+        from dmha.scoring.calibration import fit_calibration
+        from dmha.scoring.metrics import compute_calibration_metrics
+
+        try:
+            cal = fit_calibration(scores, val.labels, prior=fit_prior)
+        except UserError as e:
+            # An untrained / broken model is still usable with the EER threshold: warn, write nothing,
+            # and drop a calibration.yaml of this model left by an earlier run.
+            (exp.exp_dir / CALIBRATION).unlink(missing_ok=True)
+            log.warning("%s: no calibration written: %s", exp.exp_dir, e)
+            return out
+        fit_metrics = compute_calibration_metrics(cal.llr(scores), val.labels)
+        info = dict(cal.info)
+        info.update({"source": str(lists_dir / "val_trials"), "score": "cosine", "norm": "none",
+                     **{f"val_{k}": round(float(v), 6) for k, v in fit_metrics.items()}})
+        out["calibration_path"] = str(write_calibration(exp.exp_dir, cal.with_info(info), best=exp.best,
+                                                        model_file=exp.model_file))
+        out["calibration"] = {"scale": cal.scale, "offset": cal.offset, **fit_metrics}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    r = compute_threshold(args.exp_dir, args.lists_dir, args.device)
-    print(f"threshold {r['threshold']:.6f} (EER {r['eer']:.3f}% on {r['trials']} validation trials) "
-          f"-> {r['path']}")
+    r = compute_threshold(args.exp_dir, args.lists_dir, args.device, args.model, args.calibrate,
+                          args.fit_prior)
+    print(f"threshold {r['threshold']:.6f} (EER {r['eer']:.3f}% on {r['trials']} validation trials, "
+          f"{r['model']}) -> {r['path']}")
+    if "calibration" in r:
+        c = r["calibration"]
+        print(f"calibration llr = {c['scale']:.4f} * cosine + {c['offset']:.4f} "
+              f"(fit prior {args.fit_prior:g}; validation Cllr {c['cllr']:.4f}, min Cllr "
+              f"{c['min_cllr']:.4f}, actual DCF(0.01) {c['actdcf_0.01']:.4f}) -> {r['calibration_path']}")
     return 0
 
 

@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog="Example: dmha-embed --exp exp/mini_dmha --scp data/mini_test/wav.scp "
                                        "-o emb/ ;  dmha-embed --exp exp/mini_dmha --format npy -o out/ a.wav")
     p.add_argument("--exp", required=True, help="trained experiment dir (config.yaml, best.pt)")
+    p.add_argument("--model", default="best.pt",
+                   help="weights file in the exp dir, e.g. avg_last5.pt (default %(default)s)")
     p.add_argument("-o", "--out-dir", required=True, help="output dir (created)")
     p.add_argument("--scp", help="Kaldi wav.scp to embed (instead of wav paths)")
     p.add_argument("--format", choices=("ark", "npy"), default="ark", help="output format (default ark)")
@@ -70,7 +72,7 @@ def _main(argv: list[str] | None = None) -> int:
     from dmha.api import load_model
     from dmha.features.audio import AudioError
 
-    model = load_model(args.exp, args.device, max_chunk_frames=args.max_chunk_frames)
+    model = load_model(args.exp, args.device, max_chunk_frames=args.max_chunk_frames, model=args.model)
     table: dict[str, np.ndarray] = {}
     bar = tqdm(total=len(items), unit="wav", file=sys.stderr, disable=len(items) < 2)
     for start in range(0, len(items), args.batch):

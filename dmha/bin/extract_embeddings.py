@@ -8,7 +8,8 @@
       merges <emb-dir>/jobs/xvector.{1..N}.scp into <emb-dir>/xvector.{ark,scp}, writes the per-speaker
       means spk_xvector.{ark,scp} and num_utts.ark, checks that every utterance has an embedding.
 
-Model and feature settings come from <exp-dir>/config.yaml and <exp-dir>/best.pt (see dmha.experiment);
+Model and feature settings come from <exp-dir>/config.yaml and <exp-dir>/best.pt, or the weights file
+--model names (e.g. avg_last5.pt of steps/average_models.sh; see dmha.experiment);
 embeddings are computed in length-sorted, padded, masked batches (dmha.embed.batched) and do not depend on the
 batch size. Outputs are written under temporary names and renamed, the .scp last: a killed run never
 leaves an .scp that looks complete.
@@ -54,10 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dmha.bin.extract_embeddings", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
+    model_help = "weights file in <exp-dir>, e.g. avg_last5.pt (default best.pt)"
     cap_help = ("cap on utterance length: longer utterances are CMN'd whole, cut into ceil(T/N) equal "
                 "chunks and get the mean of the L2-normalised chunk embeddings (0 = no cap; default 0)")
     s = sub.add_parser("prepare", help="decide whether to run; remove stale outputs")
     s.add_argument("--max-chunk-frames", type=_non_negative, default=0, help=cap_help)
+    s.add_argument("--model", default="best.pt", help=model_help)
     for name in ("exp_dir", "data_dir", "emb_dir"):
         s.add_argument(name)
     s = sub.add_parser("job", help="embed the utterances of one data dir (one split)")
@@ -66,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="padded frames per batch (0: 20000 on CUDA, 2000 on CPU; default 0)")
     s.add_argument("--batch-size", type=_positive, default=64, help="utterances per batch (default 64)")
     s.add_argument("--max-chunk-frames", type=_non_negative, default=0, help=cap_help)
+    s.add_argument("--model", default="best.pt", help=model_help)
     s.add_argument("--block-frames", type=_positive, default=2_000_000,
                    help="raw frames held in memory at once (utterances are read block by block, "
                         "longest first; default %(default)s)")
@@ -79,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("merge", help="merge job outputs, write speaker means")
     s.add_argument("--nj", type=_positive, required=True, help="number of jobs that ran")
     s.add_argument("--max-chunk-frames", type=_non_negative, default=0, help=cap_help)
+    s.add_argument("--model", default="best.pt", help=model_help)
     for name in ("exp_dir", "data_dir", "emb_dir"):
         s.add_argument(name)
     return p
@@ -93,33 +98,35 @@ def _file_sig(path: Path) -> str:
     return f"{path.name} {st.st_size} {st.st_mtime_ns}"
 
 
-def _fingerprint(exp_dir: Path, data_dir: Path, max_chunk_frames: int) -> str:
+def _fingerprint(exp_dir: Path, data_dir: Path, max_chunk_frames: int, model: str) -> str:
     """What the outputs depend on: model files, features, the cap (not batch sizes: results don't)."""
-    from dmha.experiment import BEST_MODEL, CONFIG
+    from dmha.experiment import CONFIG, model_path
 
     parts = {"version": 1, "max_chunk_frames": max_chunk_frames,
-             "inputs": [_file_sig(exp_dir / CONFIG), _file_sig(exp_dir / BEST_MODEL),
+             "inputs": [_file_sig(exp_dir / CONFIG), _file_sig(model_path(exp_dir, model)),
                         _file_sig(data_dir / "feats.scp"), _file_sig(data_dir / "utt2spk")]}
     text = json.dumps(parts, sort_keys=True)
     return text + "\n" + hashlib.sha1(text.encode()).hexdigest() + "\n"
 
 
-def _check_inputs(exp_dir: Path, data_dir: Path) -> None:
-    from dmha.experiment import BEST_MODEL, CONFIG
+def _check_inputs(exp_dir: Path, data_dir: Path, model: str) -> None:
+    from dmha.experiment import CONFIG, model_path
 
-    for f, hint in ((exp_dir / CONFIG, "run stage 3 (steps/train.sh)"),
-                    (exp_dir / BEST_MODEL, "run or finish stage 3 (steps/train.sh)"),
-                    (data_dir / "utt2spk", "is it a Kaldi data dir?"),
+    if not (exp_dir / CONFIG).is_file():
+        raise UserError(f"{exp_dir / CONFIG} not found; run stage 3 (steps/train.sh)")
+    model_path(exp_dir, model)  # one clear line if it is missing
+    for f, hint in ((data_dir / "utt2spk", "is it a Kaldi data dir?"),
                     (data_dir / "feats.scp", "compute features first: steps/make_fbank.sh " + str(data_dir))):
         if not f.is_file():
             raise UserError(f"{f} not found; {hint}")
 
 
-def prepare(exp_dir: Path, data_dir: Path, emb_dir: Path, max_chunk_frames: int) -> bool:
+def prepare(exp_dir: Path, data_dir: Path, emb_dir: Path, max_chunk_frames: int,
+            model: str = "best.pt") -> bool:
     """True: run the jobs (stale outputs removed). False: complete outputs for these inputs exist."""
-    _check_inputs(exp_dir, data_dir)
+    _check_inputs(exp_dir, data_dir, model)
     stamp = emb_dir / STAMP
-    if (stamp.is_file() and stamp.read_text() == _fingerprint(exp_dir, data_dir, max_chunk_frames)
+    if (stamp.is_file() and stamp.read_text() == _fingerprint(exp_dir, data_dir, max_chunk_frames, model)
             and all((emb_dir / f).is_file() for f in OUTPUTS)):
         return False
     # Outputs of another model/feature set must not survive a killed re-run looking complete.
@@ -163,16 +170,16 @@ def run_job(args: argparse.Namespace) -> None:
     if args.num_threads > 0:
         torch.set_num_threads(args.num_threads)
     data_dir = Path(args.data_dir)
-    _check_inputs(Path(args.exp_dir), data_dir)
-    exp = load_exp(args.exp_dir, args.device)
+    _check_inputs(Path(args.exp_dir), data_dir, args.model)
+    exp = load_exp(args.exp_dir, args.device, model=args.model)
     in_dim = int(exp.config["model"]["in_dim"])
     feats_scp = read_kv(data_dir / "feats.scp")
     utts = list(feats_scp)
     lengths: dict[str, int] = {}
     if (data_dir / "utt2num_frames").is_file():
         lengths = {u: int(n) for u, n in read_kv(data_dir / "utt2num_frames").items()}
-    log.info("%s: %d utterances, model %s (best epoch %s) on %s, batch-frames %d, max-chunk-frames %d",
-             data_dir, len(utts), exp.exp_dir, exp.best.get("epoch"), exp.device,
+    log.info("%s: %d utterances, model %s/%s (epoch %s) on %s, batch-frames %d, max-chunk-frames %d",
+             data_dir, len(utts), exp.exp_dir, exp.model_file, exp.best.get("epoch"), exp.device,
              args.batch_frames or default_batch_frames(exp.device), args.max_chunk_frames)
     table: dict[str, np.ndarray] = {}
     bar = tqdm(total=len(utts), desc="embeddings", unit="utt", file=sys.stderr, dynamic_ncols=True,
@@ -229,7 +236,8 @@ def _write_table(table: dict[str, np.ndarray], ark: Path, scp: Path) -> None:
 # merge
 
 
-def merge(exp_dir: Path, data_dir: Path, emb_dir: Path, nj: int, max_chunk_frames: int) -> str:
+def merge(exp_dir: Path, data_dir: Path, emb_dir: Path, nj: int, max_chunk_frames: int,
+          model: str = "best.pt") -> str:
     import kaldiio
 
     from dmha.common.fileio import atomic_open, read_kv, write_kv
@@ -261,7 +269,7 @@ def merge(exp_dir: Path, data_dir: Path, emb_dir: Path, nj: int, max_chunk_frame
     _write_table(means, emb_dir / "spk_xvector.ark", emb_dir / "spk_xvector.scp")
     write_kv(emb_dir / "num_utts.ark", counts)
     with atomic_open(emb_dir / STAMP) as f:
-        f.write(_fingerprint(exp_dir, data_dir, max_chunk_frames))
+        f.write(_fingerprint(exp_dir, data_dir, max_chunk_frames, model))
     for j in range(1, nj + 1):
         for ext in ("ark", "scp"):
             (emb_dir / "jobs" / f"xvector.{j}.{ext}").unlink(missing_ok=True)
@@ -275,11 +283,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.cmd == "prepare":
         return 0 if prepare(Path(args.exp_dir), Path(args.data_dir), Path(args.emb_dir),
-                            args.max_chunk_frames) else SKIP
+                            args.max_chunk_frames, args.model) else SKIP
     if args.cmd == "job":
         run_job(args)
         return 0
-    print(merge(Path(args.exp_dir), Path(args.data_dir), Path(args.emb_dir), args.nj, args.max_chunk_frames))
+    print(merge(Path(args.exp_dir), Path(args.data_dir), Path(args.emb_dir), args.nj, args.max_chunk_frames,
+                args.model))
     return 0
 
 

@@ -4,6 +4,11 @@ Called by steps/score.sh. Outputs:
   <score-file>              ``enroll test score [target|nontarget]`` per scored trial (atomic write)
   <score-file stem>.det.png DET curve (labelled trials only)
   --results FILE            one human line appended, and a row in FILE.tsv (see dmha.scoring.results)
+  <score-file stem>.llr     with --calibration: the same trials with calibrated log-likelihood ratios
+
+--calibration FILE (an exp's calibration.yaml, fitted on validation trials by steps/compute_threshold.sh)
+maps the scores to LLRs and adds Cllr and the actual DCF at the Bayes thresholds (P_target 0.01, 0.001)
+to the metrics; EER and minDCF do not change (the map is increasing). min Cllr is always reported.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from dmha.common.errors import UserError
 from dmha.common.fileio import atomic_open
 from dmha.data.trials import read_trials
 from dmha.scoring.cosine import NORMS, score_trials
-from dmha.scoring.metrics import compute_metrics, det_curve
+from dmha.scoring.metrics import compute_calibration_metrics, compute_metrics, det_curve, min_cllr
 from dmha.scoring.results import append_result
 
 logger = logging.getLogger("dmha.score")
@@ -45,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip trials without an embedding instead of failing (default false)")
     p.add_argument("--results", help="results file to append to (default <score-file dir>/../results)")
     p.add_argument("--name", help="test set name in the results (default: score file name without .score)")
+    p.add_argument("--calibration",
+                   help="calibration.yaml of the exp (score -> LLR); adds Cllr and the actual DCF")
     p.add_argument("--det-plot", help="DET curve PNG (default <score-file without .score>.det.png; "
                    "'none' to skip)")
     return p
@@ -73,6 +80,16 @@ def main(argv: list[str] | None = None) -> int:
     name = args.name or stem
     results = Path(args.results) if args.results else score_file.parent.parent / "results"
 
+    calibration = None
+    if args.calibration:
+        from dmha.scoring.calibration import read_calibration_file
+
+        calibration = read_calibration_file(args.calibration)
+        fitted_norm = str(calibration.info.get("norm", "none"))
+        if fitted_norm != args.norm:
+            raise UserError(f"{args.calibration}: fitted on '{fitted_norm}' scores, but --norm is "
+                            f"{args.norm}; a calibration only holds for the scores it was fitted on "
+                            f"(use --norm {fitted_norm})")
     trials = read_trials(args.trials, require_labels=False)
     scored = score_trials(trials.enroll, trials.test, args.emb, norm=args.norm, cohort=args.cohort,
                           top_n=args.top_n, allow_missing=args.allow_missing)
@@ -83,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     _write_scores(score_file, enroll, test, scored.scores, labels)
     skipped = f", {scored.n_skipped} skipped (missing embeddings)" if scored.n_skipped else ""
     print(f"{name}: wrote {len(enroll)} scores to {score_file}{skipped}")
+
+    if calibration is not None:
+        llr_file = score_file.parent / f"{stem}.llr"
+        _write_scores(llr_file, enroll, test, calibration.llr(scored.scores), labels)
+        print(f"{name}: wrote log-likelihood ratios to {llr_file}")
     if labels is None:
         print(f"{name}: {args.trials} has no labels; no EER/minDCF")
         return 0
@@ -92,7 +114,14 @@ def main(argv: list[str] | None = None) -> int:
           f"minDCF(0.001) {metrics['mindcf_0.001']:.4f}  "
           f"({len(enroll)} trials: {metrics['n_target']} target, "
           f"{metrics['n_nontarget']} non-target)")
-    line = append_result(results, {
+    extra: dict = {"min_cllr": min_cllr(scored.scores, labels)}
+    if calibration is not None:
+        extra.update(compute_calibration_metrics(calibration.llr(scored.scores), labels))
+        extra["calibration"] = str(args.calibration)
+        print(f"{name} ({args.norm}, calibrated by {args.calibration}): Cllr {extra['cllr']:.4f}  "
+              f"min Cllr {extra['min_cllr']:.4f}  actual DCF(0.01) {extra['actdcf_0.01']:.4f}  "
+              f"actual DCF(0.001) {extra['actdcf_0.001']:.4f}")
+    line = append_result(results, {**extra,
         "set": name, "norm": args.norm, "eer": metrics["eer"], "mindcf_0.01": metrics["mindcf_0.01"],
         "mindcf_0.001": metrics["mindcf_0.001"], "n_trials": len(enroll), "n_target": metrics["n_target"],
         "n_nontarget": metrics["n_nontarget"], "n_skipped": scored.n_skipped, "score_file": str(score_file),

@@ -27,7 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def format_table(rows: list[dict], reference: dict | None = None, ref_name: str = "paper") -> str:
     """A markdown table: one row per (set, norm)."""
+    calibrated = any(r.get("cllr") is not None for r in rows)
     header = ["set", "norm", "EER (%)", "minDCF(0.01)", "minDCF(0.001)", "trials"]
+    if calibrated:
+        header += ["actDCF(0.01)", "Cllr", "min Cllr"]
     if reference is not None:
         header += [f"{ref_name} EER (%)", f"{ref_name} minDCF(0.01)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -35,6 +38,8 @@ def format_table(rows: list[dict], reference: dict | None = None, ref_name: str 
         trials = f"{r['n_trials']}" + (f" ({r['n_skipped']} skipped)" if r["n_skipped"] else "")
         cells = [r["set"], r["norm"], f"{r['eer']:.2f}", f"{r['mindcf_0.01']:.4f}",
                  f"{r['mindcf_0.001']:.4f}", trials]
+        if calibrated:
+            cells += ["-" if r.get(k) is None else f"{r[k]:.4f}" for k in ("actdcf_0.01", "cllr", "min_cllr")]
         if reference is not None:
             ref = reference.get(r["set"], {})
             cells += [f"{ref['eer']:.2f}" if "eer" in ref else "-",

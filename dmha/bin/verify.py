@@ -1,10 +1,13 @@
-"""dmha-verify: are two recordings the same speaker? Prints the cosine score and a decision.
+"""dmha-verify: are two recordings the same speaker? Prints the score, the decision and why.
 
-The decision compares the score with a threshold: --threshold if given, else the one stored in
-<exp>/threshold.yaml, the EER operating point of the validation trials (data/<train>/lists/val_trials,
-held out from training) scored with the exp's best model. run.sh stage 4 writes it with
+With a calibration (<exp>/calibration.yaml: cosine -> log-likelihood ratio, fitted on the validation
+trials, data/<train>/lists/val_trials, held out from training), the decision is the Bayes decision for a
+target prior --p-target (default 0.01, the DCF's): same speaker when LLR >= log((1 - p) / p), 4.595 for
+0.01. Without one, the cosine is compared with <exp>/threshold.yaml, the EER operating point of the same
+validation trials. --threshold (a cosine threshold) overrides both. run.sh stage 4 writes both files with
 steps/compute_threshold.sh <exp> <lists-dir>; run that once for an exp trained otherwise.
-Output (one line): <score> same|different (threshold <t> from <source>). Exit 0 in both cases.
+Output (one line): <cosine> same|different (LLR <llr> >= / < <t> for P_target <p>; calibration <file>)
+or, without calibration: <cosine> same|different (threshold <t> from <source>). Exit 0 in both cases.
 """
 
 from __future__ import annotations
@@ -14,13 +17,26 @@ import argparse
 from dmha.bin._cli import run_main
 
 
+def _prior(text: str) -> float:
+    p = float(text)
+    if not 0.0 < p < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability in (0, 1), got {text}")
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dmha-verify", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Example: dmha-verify --exp exp/mini_dmha a.wav b.wav")
     p.add_argument("--exp", required=True, help="trained experiment dir (config.yaml, best.pt)")
+    p.add_argument("--model", default="best.pt",
+                   help="weights file in the exp dir, e.g. avg_last5.pt (default %(default)s)")
     p.add_argument("--threshold", type=float,
-                   help="cosine threshold (default: <exp>/threshold.yaml, see above)")
+                   help="cosine threshold (default: Bayes decision on the calibrated LLR, else "
+                        "<exp>/threshold.yaml; see above)")
+    p.add_argument("--p-target", type=_prior, default=0.01,
+                   help="prior probability of a same-speaker trial for the Bayes decision (default "
+                        "%(default)s)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
     p.add_argument("--max-chunk-frames", type=int, default=0,
                    help="length cap as in steps/extract_embeddings.sh (0 = none; default 0)")
@@ -33,20 +49,25 @@ def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from dmha.api import load_model
     from dmha.common.errors import UserError
-    from dmha.experiment import THRESHOLD
+    from dmha.experiment import CALIBRATION, THRESHOLD
     from dmha.features.audio import AudioError
 
-    model = load_model(args.exp, args.device, max_chunk_frames=args.max_chunk_frames)
-    source = "--threshold" if args.threshold is not None else f"{args.exp}/{THRESHOLD}"
+    model = load_model(args.exp, args.device, max_chunk_frames=args.max_chunk_frames, model=args.model)
     embs = []
     for w in (args.wav1, args.wav2):
         try:
             embs.append(model.embed(w))
         except AudioError as e:
             raise UserError(f"{w}: {e}") from None
-    score, same = model.verify(embs[0], embs[1], args.threshold)
-    thr = args.threshold if args.threshold is not None else model.threshold
-    print(f"{score:.4f} {'same' if same else 'different'} (threshold {thr:.4f} from {source})")
+    v = model.verify(embs[0], embs[1], args.threshold, args.p_target)
+    decision = "same" if v.same else "different"
+    if v.basis == "llr":
+        print(f"{v.score:.4f} {decision} (LLR {v.llr:.3f} {'>=' if v.same else '<'} Bayes threshold "
+              f"{v.threshold:.3f} for P_target {v.p_target:g}; calibration {args.exp}/{CALIBRATION})")
+    else:
+        source = "--threshold" if args.threshold is not None else f"{args.exp}/{THRESHOLD}"
+        llr = "" if v.llr is None else f"; LLR {v.llr:.3f}"
+        print(f"{v.score:.4f} {decision} (threshold {v.threshold:.4f} from {source}{llr})")
     return 0
 
 

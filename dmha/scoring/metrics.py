@@ -10,7 +10,13 @@ Operating-point convention (the same as ``sklearn.metrics.roc_curve``): a trial 
 always accepted or rejected together, so ties never create operating points that no threshold could
 realise. The curve runs from "accept all" (P_miss = 0, P_fa = 1) to "reject all" (P_miss = 1, P_fa = 0).
 
-Validation during training calls :func:`compute_metrics`, so this module imports numpy only.
+Calibration metrics (for log-likelihood-ratio scores, see :mod:`dmha.scoring.calibration`): Cllr, the
+minimum Cllr after the optimal monotone (PAV) recalibration, and the actual DCF, the cost of Bayes
+decisions made with the LLRs as they are (what a user of ``dmha-verify`` pays). minDCF <= actual DCF and
+min Cllr <= Cllr; the gaps are the cost of miscalibration.
+
+Validation during training calls :func:`compute_metrics`, so this module imports numpy only (scikit-learn's
+isotonic regression is imported by :func:`min_cllr` when it runs).
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ import numpy as np
 
 from dmha.common.errors import UserError
 
-__all__ = ["DetPoints", "det_curve", "compute_eer", "compute_min_dcf", "compute_metrics"]
+__all__ = ["DetPoints", "det_curve", "compute_eer", "compute_min_dcf", "compute_metrics", "cllr", "min_cllr",
+           "actual_dcf", "compute_calibration_metrics"]
 
 # P_target values reported by compute_metrics (the paper reports 0.01; 0.001 is the NIST SRE'16+ one).
 REPORTED_P_TARGETS = (0.01, 0.001)
@@ -168,4 +175,70 @@ def compute_metrics(scores, labels) -> dict:
         out[f"mindcf_{p:g}"] = _min_dcf_from_points(det, p, 1.0, 1.0)[0]
     out["n_target"] = det.n_target
     out["n_nontarget"] = det.n_nontarget
+    return out
+
+
+def _log2_1p_exp(x: np.ndarray) -> np.ndarray:
+    """log2(1 + exp(x)) without overflow (inf for x = inf)."""
+    return np.logaddexp(0.0, x) / np.log(2.0)
+
+
+def cllr(llrs, labels) -> float:
+    """Log-likelihood-ratio cost (bits): mean over targets of log2(1 + e^-llr), over non-targets of
+    log2(1 + e^llr), averaged over the two classes. 0 = perfect; 1 = the uninformative llr = 0."""
+    llrs, labels = _check_inputs(llrs, labels)
+    llrs = llrs.astype(np.float64)
+    return float(0.5 * (_log2_1p_exp(-llrs[labels]).mean() + _log2_1p_exp(llrs[~labels]).mean()))
+
+
+def _pav_llrs(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The optimal monotone map of the scores to LLRs on these trials (pool-adjacent-violators)."""
+    from sklearn.isotonic import IsotonicRegression
+
+    posterior = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True).fit_transform(
+        scores.astype(np.float64), labels.astype(np.float64))
+    n_target = int(labels.sum())
+    prior_log_odds = np.log(n_target) - np.log(labels.size - n_target)
+    with np.errstate(divide="ignore"):
+        return np.log(posterior) - np.log1p(-posterior) - prior_log_odds
+
+
+def min_cllr(scores, labels) -> float:
+    """Cllr after the best monotone recalibration of ``scores`` (PAV): the discrimination part of Cllr.
+
+    Any scores will do (cosine, normalised, LLRs): only their order matters. Tied scores share one LLR.
+    """
+    scores, labels = _check_inputs(scores, labels)
+    llrs = _pav_llrs(scores, labels)
+    # PAV gives -inf only to groups without targets and +inf only to groups without non-targets, so the
+    # terms below are finite (0 where an infinity meets the class it favours).
+    with np.errstate(over="ignore"):
+        t = _log2_1p_exp(-llrs[labels]).mean()
+        n = _log2_1p_exp(llrs[~labels]).mean()
+    return float(0.5 * (t + n))
+
+
+def actual_dcf(llrs, labels, p_target: float, c_miss: float = 1.0, c_fa: float = 1.0) -> float:
+    """Normalised DCF of the Bayes decisions ``llr >= log(C_fa (1-P) / (C_miss P))`` (accept = target)."""
+    llrs, labels = _check_inputs(llrs, labels)
+    if not 0.0 < p_target < 1.0:
+        raise UserError(f"p_target must be in (0, 1), got {p_target}")
+    if c_miss <= 0 or c_fa <= 0:
+        raise UserError(f"c_miss and c_fa must be positive, got {c_miss}, {c_fa}")
+    theta = np.log(c_fa * (1.0 - p_target)) - np.log(c_miss * p_target)
+    accept = llrs >= theta
+    p_miss = float(np.count_nonzero(~accept[labels])) / int(labels.sum())
+    p_fa = float(np.count_nonzero(accept[~labels])) / int((~labels).sum())
+    dcf = c_miss * p_target * p_miss + c_fa * (1.0 - p_target) * p_fa
+    return float(dcf / min(c_miss * p_target, c_fa * (1.0 - p_target)))
+
+
+def compute_calibration_metrics(llrs, labels) -> dict:
+    """Cllr, min Cllr and the actual DCF at P_target 0.01 and 0.001 of LLR scores.
+
+    Keys: ``cllr``, ``min_cllr``, ``actdcf_0.01``, ``actdcf_0.001``.
+    """
+    out = {"cllr": cllr(llrs, labels), "min_cllr": min_cllr(llrs, labels)}
+    for p in REPORTED_P_TARGETS:
+        out[f"actdcf_{p:g}"] = actual_dcf(llrs, labels, p)
     return out

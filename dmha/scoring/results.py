@@ -1,7 +1,8 @@
 """The experiment results log: one human line and one machine-readable row per scoring run.
 
 ``<results>`` (e.g. ``exp/<name>/results``) gets lines such as
-``mini_test none EER=3.45% minDCF0.01=0.3120 minDCF0.001=0.5000 (1800 trials)`` for people, and
+``mini_test none EER=3.45% minDCF0.01=0.3120 minDCF0.001=0.5000 (1800 trials)`` for people (with
+``calibrated: Cllr=.. minCllr=.. actDCF0.01=.. actDCF0.001=..`` after it when the scores were calibrated), and
 ``<results>.tsv`` (tab-separated, header line, columns :data:`COLUMNS`) for programs: the summary reads
 the TSV, keeping the latest row per (set, norm), so re-scoring a set simply supersedes the old entry.
 Both files are only ever replaced atomically, under a lock, so parallel scoring jobs cannot interleave.
@@ -23,8 +24,14 @@ from dmha.common.errors import UserError
 from dmha.common.fileio import PathLike, atomic_open
 
 COLUMNS = ("set", "norm", "eer", "mindcf_0.01", "mindcf_0.001", "n_trials", "n_target", "n_nontarget",
-           "n_skipped", "score_file", "date")
-_FLOAT_COLUMNS = ("eer", "mindcf_0.01", "mindcf_0.001")
+           "n_skipped", "score_file", "date",
+           "min_cllr", "cllr", "actdcf_0.01", "actdcf_0.001", "calibration")
+#: The columns of results files written before calibration metrics existed: still read, and extended
+#: (empty cells) when a row is appended.
+LEGACY_COLUMNS = COLUMNS[:11]
+#: Empty unless the scores were calibrated (steps/score.sh --calibration); min_cllr is always filled.
+OPTIONAL_COLUMNS = COLUMNS[11:]
+_FLOAT_COLUMNS = ("eer", "mindcf_0.01", "mindcf_0.001", "min_cllr", "cllr", "actdcf_0.01", "actdcf_0.001")
 _INT_COLUMNS = ("n_trials", "n_target", "n_nontarget", "n_skipped")
 
 
@@ -39,7 +46,11 @@ def format_line(row: dict) -> str:
             f"minDCF0.001={row['mindcf_0.001']:.4f} ({row['n_trials']} trials")
     if int(row.get("n_skipped", 0)):
         line += f", {row['n_skipped']} skipped: missing embeddings"
-    return line + ")"
+    line += ")"
+    if row.get("cllr") is not None:
+        line += (f" calibrated: Cllr={row['cllr']:.4f} minCllr={row['min_cllr']:.4f} "
+                 f"actDCF0.01={row['actdcf_0.01']:.4f} actDCF0.001={row['actdcf_0.001']:.4f}")
+    return line
 
 
 @contextlib.contextmanager
@@ -61,6 +72,8 @@ def append_result(results: PathLike, row: dict) -> str:
     row = dict(row)
     row.setdefault("date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
     row.setdefault("n_skipped", 0)
+    for c in OPTIONAL_COLUMNS:
+        row.setdefault(c, None)
     unknown = set(row) - set(COLUMNS)
     if unknown:
         raise ValueError(f"unknown result columns {sorted(unknown)}")
@@ -72,12 +85,20 @@ def append_result(results: PathLike, row: dict) -> str:
     with _locked(results.parent):
         old_text = results.read_text(encoding="utf-8") if results.is_file() else ""
         old_tsv = tsv.read_text(encoding="utf-8") if tsv.is_file() else "\t".join(COLUMNS) + "\n"
-        if old_tsv.split("\n", 1)[0] != "\t".join(COLUMNS):
+        header = old_tsv.split("\n", 1)[0]
+        if header == "\t".join(LEGACY_COLUMNS):   # an older dmha's file: pad its rows with empty cells
+            pad = "\t" * len(OPTIONAL_COLUMNS)
+            old_tsv = "".join(line + pad + "\n" if i else "\t".join(COLUMNS) + "\n"
+                              for i, line in enumerate(old_tsv.rstrip("\n").split("\n")))
+        elif header != "\t".join(COLUMNS):
             raise UserError(f"{tsv}: unexpected header; move the old file away")
         cells = []
         for c in COLUMNS:
             v = row[c]
-            cells.append(f"{v:.6g}" if c in _FLOAT_COLUMNS else str(v))
+            if v is None:
+                cells.append("")
+            else:
+                cells.append(f"{v:.6g}" if c in _FLOAT_COLUMNS else str(v))
         with atomic_open(tsv) as f:
             f.write(old_tsv + "\t".join(cells) + "\n")
         with atomic_open(results) as f:
@@ -92,17 +113,19 @@ def read_results(results: PathLike) -> list[dict]:
         raise UserError(f"{tsv}: no results yet; run steps/score.sh (run.sh stage 5) first")
     rows = []
     with open(tsv, encoding="utf-8") as f:
-        header = f.readline().rstrip("\n").split("\t")
-        if tuple(header) != COLUMNS:
-            raise UserError(f"{tsv}: unexpected header {header}; expected {list(COLUMNS)}")
+        header = tuple(f.readline().rstrip("\n").split("\t"))
+        if header not in (COLUMNS, LEGACY_COLUMNS):
+            raise UserError(f"{tsv}: unexpected header {list(header)}; expected {list(COLUMNS)}")
         for lineno, line in enumerate(f, 2):
             cells = line.rstrip("\n").split("\t")
-            if len(cells) != len(COLUMNS):
-                raise UserError(f"{tsv}:{lineno}: expected {len(COLUMNS)} tab-separated fields")
-            row = dict(zip(COLUMNS, cells))
+            if len(cells) != len(header):
+                raise UserError(f"{tsv}:{lineno}: expected {len(header)} tab-separated fields")
+            row = dict(zip(header, cells))
+            for c in OPTIONAL_COLUMNS:
+                row.setdefault(c, "")
             try:
                 for c in _FLOAT_COLUMNS:
-                    row[c] = float(row[c])
+                    row[c] = float(row[c]) if row[c] != "" else None
                 for c in _INT_COLUMNS:
                     row[c] = int(row[c])
             except ValueError as e:
@@ -132,9 +155,9 @@ def read_reference(path: PathLike) -> dict[str, dict[str, float]]:
         raise UserError(f"{path}: expected a mapping <set>: {{eer: .., mindcf_0.01: ..}}")
     ref: dict[str, dict[str, float]] = {}
     for name, metrics in data.items():
-        unknown = set(metrics) - set(_FLOAT_COLUMNS)
+        unknown = set(metrics) - set(_FLOAT_COLUMNS[:3])
         if unknown:
             raise UserError(f"{path}: set '{name}': unknown keys {sorted(unknown)}; "
-                            f"use {list(_FLOAT_COLUMNS)}")
+                            f"use {list(_FLOAT_COLUMNS[:3])}")
         ref[str(name)] = {k: float(v) for k, v in metrics.items()}
     return ref

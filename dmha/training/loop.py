@@ -45,6 +45,7 @@ from dmha.embed.batched import embed_feature_list
 from dmha.models.precision import bf16_autocast, describe, resolve_bf16
 from dmha.scoring.cosine import cosine_scores
 from dmha.scoring.metrics import compute_metrics
+from dmha.training.averaging import prune_snapshots, snapshot_path
 from dmha.training.checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
 from dmha.training.curves import plot_training_curves
 from dmha.training.dataset import (
@@ -384,11 +385,29 @@ def _end_of_epoch(net: SpeakerClassifier, optimizer: torch.optim.Optimizer, stat
                 state["stopped_early"] = True
                 log.info("%d validations without improvement: early stop", state["bad_validations"])
     state["history"].append(row)
+    if info.is_main and tcfg["keep_epoch_models"] > 0:
+        _save_epoch_model(net, state, row, exp_dir, tcfg["keep_epoch_models"])
     if info.is_main:
         log.info("epoch %d done: loss %.4f acc %.2f%% %s(%.0f s so far)", state["epoch"], row["loss"],
                  100 * row["acc"], f"val EER {row['val_eer']:.3f}% " if validate else "", state["elapsed"])
         _write_metrics(exp_dir, state["history"], exp_dir.name)
     _save(net, optimizer, state, exp_dir, info)
+
+
+def _save_epoch_model(net: SpeakerClassifier, state: dict, row: dict, exp_dir: Path, keep: int) -> None:
+    """``models/epoch_<N>.pt`` (weights only, best.pt format) for checkpoint averaging; prune old ones.
+
+    Written before the epoch's full checkpoint: a run killed in between redoes the epoch and rewrites
+    the same snapshot, so no epoch is left without one.
+    """
+    save_checkpoint({"model": net.model.state_dict(), "epoch": state["epoch"], "step": state["global_step"],
+                     "val_eer": row["val_eer"], "embed_dim": int(net.model.embed_dim)},
+                    snapshot_path(exp_dir, state["epoch"]))
+    val_eers = {int(r["epoch"]): r.get("val_eer") for r in state["history"]}
+    deleted = prune_snapshots(exp_dir, val_eers, keep)
+    if deleted:
+        log.info("epoch models: removed epoch(s) %s (train.keep_epoch_models=%d keeps the %d latest and the "
+                 "%d best)", ", ".join(map(str, deleted)), keep, keep, keep)
 
 
 def _save(net: nn.Module, optimizer: torch.optim.Optimizer, state: dict, exp_dir: Path,
