@@ -64,8 +64,13 @@ class TrainedExp:
         return str(self.config["features"]["norm"])
 
 
-def load_exp(exp_dir: PathLike, device: str | torch.device = "auto") -> TrainedExp:
-    """Load ``<exp>/config.yaml`` and ``<exp>/best.pt`` into a model in eval mode on ``device``."""
+def load_exp(exp_dir: PathLike, device: str | torch.device = "auto",
+             checkpoint: PathLike | None = None) -> TrainedExp:
+    """Load ``<exp>/config.yaml`` and ``<exp>/best.pt`` into a model in eval mode on ``device``.
+
+    ``checkpoint``: another file with a ``model`` state dict for the same config (e.g. an averaged
+    model); None = ``best.pt``, the model extraction uses.
+    """
     from dmha.common.device import resolve_device
     from dmha.models import build_model
     from dmha.training.checkpoint import load_checkpoint
@@ -75,7 +80,9 @@ def load_exp(exp_dir: PathLike, device: str | torch.device = "auto") -> TrainedE
         raise UserError(f"{exp_dir}: experiment dir not found (train one with steps/train.sh)")
     if not (exp_dir / CONFIG).is_file():
         raise UserError(f"{exp_dir}/{CONFIG} not found; is {exp_dir} a dmha experiment dir (stage 3)?")
-    best_path = exp_dir / BEST_MODEL
+    best_path = Path(checkpoint) if checkpoint else exp_dir / BEST_MODEL
+    if checkpoint and not best_path.is_file():
+        raise UserError(f"{best_path}: checkpoint not found")
     if not best_path.is_file():
         raise UserError(f"{best_path} not found: training has not validated a model yet; "
                         "run or finish stage 3 (steps/train.sh)")
