@@ -15,6 +15,8 @@ batch_size=64        # utterances per batch
 max_chunk_frames=0   # 0: no cap; N: longer utterances -> mean of L2-normalised N-frame-chunk embeddings
 num_threads=0        # torch CPU threads per job (0: cores / nj)
 force=false          # true: recompute even if the outputs are up to date
+backend=torch        # torch: <exp-dir>/best.pt | onnx: the exported model on onnxruntime (no torch)
+onnx_model=          # --backend onnx: the .onnx file (default <exp-dir>/onnx/model.onnx)
 
 help_message="Usage: $0 [options] <exp-dir> <data-dir> <emb-dir>
   Embeds every utterance of <data-dir>/feats.scp (stage 1 features) with the best model of <exp-dir>
@@ -38,6 +40,10 @@ Options:
                           embeddings; 0 = no cap (default $max_chunk_frames)
   --num-threads N         torch threads per job on CPU (default: cores / nj)
   --force true|false      recompute even if up to date (default $force)
+  --backend torch|onnx    torch: <exp-dir>/best.pt; onnx: the model of steps/export_onnx.sh on
+                          onnxruntime, same ark/scp (default $backend; no --max-chunk-frames)
+  --onnx-model FILE       --backend onnx: the .onnx file (default <exp-dir>/onnx/model.onnx; an
+                          int8 model: <exp-dir>/onnx/model.int8.onnx)
 Example:
   $0 --nj 4 exp/mini_dmha data/mini_test exp/mini_dmha/embeddings/mini_test"
 
@@ -53,13 +59,15 @@ data=$2
 dir=$3
 
 tool=(python -m dmha.bin.extract_embeddings)
+case "$backend" in torch|onnx) ;; *) echo "$0: --backend must be torch or onnx, got '$backend'" >&2; exit 1 ;; esac
+be_opts=(--backend "$backend" --onnx-model "$onnx_model")
 if [ "$force" = true ]; then
   rm -f "$dir/.extract_info"
 elif [ "$force" != false ]; then
   echo "$0: --force must be true or false, got '$force'" >&2; exit 1
 fi
 rc=0
-"${tool[@]}" prepare --max-chunk-frames "$max_chunk_frames" "$exp" "$data" "$dir" || rc=$?
+"${tool[@]}" prepare "${be_opts[@]}" --max-chunk-frames "$max_chunk_frames" "$exp" "$data" "$dir" || rc=$?
 if [ "$rc" -eq 10 ]; then
   echo "$0: $dir is up to date (model $exp/best.pt, features $data/feats.scp); skipping (--force true to redo)"
   exit 0
@@ -83,8 +91,8 @@ gpu_opt=()
 case "$device" in cuda*) gpu_opt=(--gpu 1) ;; esac
 "$DMHA_ROOT/utils/launch.sh" --backend "$cmd" --num-threads "$num_threads" "${gpu_opt[@]}" \
   "JOB=1:$nj" "$dir/log/extract.JOB.log" \
-  "${tool[@]}" job --device "$device" --batch-frames "$batch_frames" --batch-size "$batch_size" \
+  "${tool[@]}" job "${be_opts[@]}" --device "$device" --batch-frames "$batch_frames" --batch-size "$batch_size" \
     --max-chunk-frames "$max_chunk_frames" --num-threads "$num_threads" \
     "$exp" "$data/split$nj/JOB" "$dir/jobs/xvector.JOB.ark" "$dir/jobs/xvector.JOB.scp"
-"${tool[@]}" merge --nj "$nj" --max-chunk-frames "$max_chunk_frames" "$exp" "$data" "$dir" 2>&1 \
+"${tool[@]}" merge "${be_opts[@]}" --nj "$nj" --max-chunk-frames "$max_chunk_frames" "$exp" "$data" "$dir" 2>&1 \
   | tee "$dir/log/merge.log"

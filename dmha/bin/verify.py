@@ -5,6 +5,8 @@ The decision compares the score with a threshold: --threshold if given, else the
 held out from training) scored with the exp's best model. run.sh stage 4 writes it with
 steps/compute_threshold.sh <exp> <lists-dir>; run that once for an exp trained otherwise.
 Output (one line): <score> same|different (threshold <t> from <source>). Exit 0 in both cases.
+With --onnx <exp>/onnx/model.onnx instead of --exp, the exported model runs on onnxruntime without
+torch; its threshold is the one stored at export (from the exp's threshold.yaml).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dmha-verify", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Example: dmha-verify --exp exp/mini_dmha a.wav b.wav")
-    p.add_argument("--exp", required=True, help="trained experiment dir (config.yaml, best.pt)")
+    model = p.add_mutually_exclusive_group(required=True)
+    model.add_argument("--exp", help="trained experiment dir (config.yaml, best.pt)")
+    model.add_argument("--onnx", help="exported model (steps/export_onnx.sh), run without torch")
     p.add_argument("--threshold", type=float,
                    help="cosine threshold (default: <exp>/threshold.yaml, see above)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
@@ -31,13 +35,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from dmha.api import load_model
     from dmha.common.errors import UserError
-    from dmha.experiment import THRESHOLD
     from dmha.features.audio import AudioError
 
-    model = load_model(args.exp, args.device, max_chunk_frames=args.max_chunk_frames)
-    source = "--threshold" if args.threshold is not None else f"{args.exp}/{THRESHOLD}"
+    if args.onnx:
+        from dmha.export.runtime import OnnxSpeakerModel
+
+        if args.max_chunk_frames:
+            raise UserError("--max-chunk-frames is not supported with --onnx; use --exp")
+        model = OnnxSpeakerModel(args.onnx, device=args.device)
+        source = "--threshold" if args.threshold is not None else f"{args.onnx} (exported threshold)"
+    else:
+        from dmha.api import load_model
+        from dmha.experiment import THRESHOLD
+
+        model = load_model(args.exp, args.device, max_chunk_frames=args.max_chunk_frames)
+        source = "--threshold" if args.threshold is not None else f"{args.exp}/{THRESHOLD}"
     embs = []
     for w in (args.wav1, args.wav2):
         try:

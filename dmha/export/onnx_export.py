@@ -6,7 +6,8 @@ with dynamic batch and frame axes. Inputs are RAW log-mels ``feats (B, T, n_mels
 ``lengths (B,)``; the graph masks padded frames as the torch model does, so a padded utterance gets its
 alone-embedding. The log-mel front-end stays outside the graph, in numpy
 (:func:`dmha.features.melbank.logmel_numpy`): it costs ~2 ms per second of audio on one core, next to
-tens of ms for the model, and stage 4 (which embeds stored features) needs the graph without it.
+~300 ms for the paper model (bench/bench_onnx.py), and stage 4, which embeds stored features, needs
+the graph without it.
 
 The feature settings, the threshold of these weights and the model section go into the model's
 metadata (:mod:`dmha.export.metadata`), so the .onnx file is all a deployment needs.
@@ -111,24 +112,75 @@ def _run(path: Path, x: torch.Tensor, lengths: torch.Tensor) -> np.ndarray:
     return sess.run([meta.OUTPUT], {meta.INPUT_FEATS: x.numpy(), meta.INPUT_LENGTHS: lengths.numpy()})[0]
 
 
-def _quantize_int8(src: Path, dst: Path) -> None:
-    """onnxruntime dynamic quantisation: int8 weights, activations quantised per call (no calibration
-    data needed, so the export does not depend on a data dir)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+def calibration_features(data_dir: PathLike, n_utts: int = 64, max_frames: int = 400,
+                         seed: int = 0) -> list[np.ndarray]:
+    """Up to ``n_utts`` raw feature matrices of ``<data_dir>/feats.scp`` (a seeded random choice, each
+    cut to ``max_frames``) to calibrate the int8 activation ranges with."""
+    import kaldiio
 
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+    from dmha.common.fileio import read_kv
+
+    scp = Path(data_dir) / "feats.scp"
+    if not scp.is_file():
+        raise UserError(f"{scp} not found; --calib-data needs a data dir with features "
+                        "(steps/make_fbank.sh), e.g. the training set")
+    table = read_kv(scp)
+    keys = sorted(table)
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.choice(len(keys), size=min(n_utts, len(keys)), replace=False)) if keys else []
+    out = []
+    for i in chosen:
+        try:
+            mat = np.array(kaldiio.load_mat(table[keys[i]]), dtype=np.float32)
+        except Exception as e:
+            raise UserError(f"{scp}: cannot read features of '{keys[i]}' ({_first_line(e)})") from None
+        out.append(mat[:max_frames])
+    if not out:
+        raise UserError(f"{scp} is empty; nothing to calibrate the int8 model with")
+    return out
+
+
+def _quantize_int8(src: Path, dst: Path, calib: list[np.ndarray]) -> None:
+    """onnxruntime static quantisation (QDQ; int8 weights, uint8 activations) of Conv/MatMul/Gemm.
+
+    Why static: dynamic quantisation turns the convolutions into ConvInteger, which onnxruntime runs
+    ~5x SLOWER than float on one thread for the paper model (measured); static QDQ becomes QLinearConv
+    (fast int8 kernels) but needs activation ranges, hence the calibration features.
+    """
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter([{meta.INPUT_FEATS: m[None], meta.INPUT_LENGTHS: np.array([m.shape[0]])}
+                               for m in calib])
+
+        def get_next(self):  # noqa: ANN201 (onnxruntime's interface)
+            return next(self.items, None)
+
+    pre = dst.with_name("pre_" + dst.name)
+    quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)
+    quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    op_types_to_quantize=["Conv", "MatMul", "Gemm"])
+    pre.unlink(missing_ok=True)
 
 
 def export_onnx(exp_dir: PathLike, *, checkpoint: PathLike | None = None, opset: int = DEFAULT_OPSET,
-                quantize: str = "none", out_dir: PathLike | None = None) -> list[Path]:
+                quantize: str = "none", calib_data: PathLike | None = None,
+                out_dir: PathLike | None = None) -> list[Path]:
     """Export ``<exp_dir>``'s model (``checkpoint``, default best.pt) to ``<out_dir>`` (default
-    ``<exp_dir>/onnx``): ``model.onnx``, and ``model.int8.onnx`` with ``quantize="int8"``. Returns the
-    paths written. Everything is built in a temporary dir and moved into place only when the float
-    graph has matched torch, so a failed export writes nothing."""
+    ``<exp_dir>/onnx``): ``model.onnx``, and ``model.int8.onnx`` with ``quantize="int8"`` (calibrated
+    on features of the data dir ``calib_data``). Returns the paths written.
+    Everything is built in a temporary dir and moved into place only when the float graph has matched
+    torch, so a failed export writes nothing."""
     if quantize not in QUANTIZE_MODES:
         raise UserError(f"--quantize {quantize!r}: expected one of {', '.join(QUANTIZE_MODES)}")
     if opset < MIN_OPSET:
         raise UserError(f"--opset {opset}: dmha models need opset >= {MIN_OPSET} (Einsum, per-axis Softmax)")
+    if quantize == "int8" and not calib_data:
+        raise UserError("--quantize int8 needs --calib-data <data-dir>: features (e.g. of the training set) "
+                        "to calibrate the int8 activation ranges with")
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
@@ -136,6 +188,7 @@ def export_onnx(exp_dir: PathLike, *, checkpoint: PathLike | None = None, opset:
         raise UserError(f"ONNX export needs the packages onnx and onnxruntime ({e.name} missing): "
                         "pip install onnx onnxruntime (or dmha[onnx])") from None
     exp_dir = Path(exp_dir)
+    calib = calibration_features(calib_data) if quantize == "int8" else []
     exp = load_exp(exp_dir, "cpu", checkpoint=checkpoint)
     ckpt_path = Path(checkpoint) if checkpoint else exp_dir / BEST_MODEL
     model = exp.model.float().eval()
@@ -174,7 +227,7 @@ def export_onnx(exp_dir: PathLike, *, checkpoint: PathLike | None = None, opset:
         if quantize == "int8":
             q_path = tmp / "model.int8.onnx"
             try:
-                _quantize_int8(float_path, q_path)
+                _quantize_int8(float_path, q_path, calib)
             except Exception as e:
                 raise UserError(f"{what}: int8 quantisation failed ({type(e).__name__}: {_first_line(e)})") \
                     from None
