@@ -21,6 +21,7 @@ cosine to torch and the EER of the data dir's trials for each.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -59,6 +60,16 @@ def _median_time(fn, reps: int) -> float:
     return statistics.median(times)
 
 
+def _cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
 def _min_cos(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.min(np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)))
 
@@ -69,13 +80,15 @@ def speed(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     configs = {"mini": REPO / "egs/mini/conf/dmha.yaml", "paper": REPO / "egs/voxceleb/conf/dmha_k32.yaml"}
     rng = np.random.default_rng(0)
-    print(f"torch {torch.__version__}, onnxruntime {__import__('onnxruntime').__version__}, 1 thread")
+    print(f"torch {torch.__version__}, onnxruntime {__import__('onnxruntime').__version__}, 1 thread, "
+          f"{_cpu_name()}, load average {os.getloadavg()[0]:.1f} (times are CPU time: see the docstring)")
     wave = (0.1 * rng.standard_normal(160000)).astype(np.float32)
     t_np = _median_time(lambda: logmel_numpy(wave), args.reps)
     print(f"numpy log-mel front-end: RTF {t_np / 10:.4f} (10-s input)\n")
     print("| model | input | torch RTF | ORT float RTF | ORT int8 RTF | float vs torch | int8 vs torch |"
           " int8 vs float | cos(int8, float) |")
     print("|---|---|---|---|---|---|---|---|---|")
+    sizes: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, conf in configs.items():
             if args.models and name not in args.models:
@@ -89,6 +102,8 @@ def speed(args: argparse.Namespace) -> None:
             calib = [(rng.normal(8, 2, size=(300, 80))).astype(np.float32) for _ in range(8)]
             _quantize_int8(fp, q, calib)
             s_f, s_q = _session(fp), _session(q)
+            mb = [p.stat().st_size / 1e6 for p in (fp, q)]
+            sizes.append(f"{name} {mb[0]:.1f} MB float / {mb[1]:.1f} MB int8")
             rows = [(f"{sec:g} s", 1, int(sec * 100) - 2) for sec in (1.0, 3.5, 10.0)]
             rows.append((f"batch {args.batch} x 3.5 s", args.batch, 348))
             for label, b, t in rows:
@@ -109,6 +124,7 @@ def speed(args: argparse.Namespace) -> None:
                     cells = [f"{b / tt:.2f} utt/s", f"{b / tf:.2f} utt/s", f"{b / tq:.2f} utt/s"]
                 print(f"| {name} | {label} | {' | '.join(cells)} | {tt / tf:.2f}x | {tt / tq:.2f}x | "
                       f"{tf / tq:.2f}x | {cos:.4f} (float vs torch {cos_t:.6f}) |", flush=True)
+    print(f"\nmodel files: {'; '.join(sizes)}. Load average at the end: {os.getloadavg()[0]:.1f}")
 
 
 def parity(args: argparse.Namespace) -> None:
