@@ -250,3 +250,10 @@ def test_extraction_uses_the_experiment_file_names():
     from dmha.experiment import BEST_MODEL, CONFIG
 
     assert (extract_embeddings.BEST_MODEL, extract_embeddings.CONFIG) == (BEST_MODEL, CONFIG)
+
+
+def test_export_cli_help_names_its_options():
+    shell = run_script(["steps/export_onnx.sh", "--help"]).stdout
+    assert "--quantize none|int8" in shell and "--calib-data" in shell and "--checkpoint" in shell
+    module = run_script([sys.executable, "-m", "dmha.bin.export_onnx", "--help"]).stdout
+    assert "--opset" in module and "--calib-data" in module
