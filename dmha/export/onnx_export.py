@@ -6,7 +6,7 @@ with dynamic batch and frame axes. Inputs are RAW log-mels ``feats (B, T, n_mels
 ``lengths (B,)``; the graph masks padded frames as the torch model does, so a padded utterance gets its
 alone-embedding. The log-mel front-end stays outside the graph, in numpy
 (:func:`dmha.features.melbank.logmel_numpy`): it costs ~2 ms per second of audio on one core, next to
-~300 ms for the paper model (bench/bench_onnx.py), and stage 4, which embeds stored features, needs
+~100 ms for the paper model (bench/bench_onnx.py), and stage 4, which embeds stored features, needs
 the graph without it.
 
 The feature settings, the threshold of these weights and the model section go into the model's

@@ -44,7 +44,7 @@ def _providers(device: str) -> list[str]:
     if device.startswith("cuda"):
         if "CUDAExecutionProvider" not in available:
             raise UserError(f"--device {device}: this onnxruntime has no CUDA provider (install "
-                            "onnxruntime-gpu) ; use --device cpu")
+                            "onnxruntime-gpu); use --device cpu")
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     if device != "auto":
         raise UserError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N")
