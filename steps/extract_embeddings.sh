@@ -61,6 +61,8 @@ dir=$3
 tool=(python -m dmha.bin.extract_embeddings)
 case "$backend" in torch|onnx) ;; *) echo "$0: --backend must be torch or onnx, got '$backend'" >&2; exit 1 ;; esac
 be_opts=(--backend "$backend" --onnx-model "$onnx_model")
+model="$exp/best.pt"
+[ "$backend" = onnx ] && model="${onnx_model:-$exp/onnx/model.onnx} (onnxruntime)"
 if [ "$force" = true ]; then
   rm -f "$dir/.extract_info"
 elif [ "$force" != false ]; then
@@ -69,7 +71,7 @@ fi
 rc=0
 "${tool[@]}" prepare "${be_opts[@]}" --max-chunk-frames "$max_chunk_frames" "$exp" "$data" "$dir" || rc=$?
 if [ "$rc" -eq 10 ]; then
-  echo "$0: $dir is up to date (model $exp/best.pt, features $data/feats.scp); skipping (--force true to redo)"
+  echo "$0: $dir is up to date (model $model, features $data/feats.scp); skipping (--force true to redo)"
   exit 0
 elif [ "$rc" -ne 0 ]; then
   exit "$rc"
@@ -85,7 +87,7 @@ fi
 
 mkdir -p "$dir/log" "$dir/jobs"
 "$DMHA_ROOT/utils/split_data.sh" --per-utt "$data" "$nj" >/dev/null
-echo "$0: embedding $n_utts utterances of $data with $exp/best.pt ($nj jobs, device $device); logs in $dir/log"
+echo "$0: embedding $n_utts utterances of $data with $model ($nj jobs, device $device); logs in $dir/log"
 # Ask the backend (Slurm) for what each job uses: its CPU threads and, on CUDA, one GPU.
 gpu_opt=()
 case "$device" in cuda*) gpu_opt=(--gpu 1) ;; esac
