@@ -24,11 +24,12 @@ TINY_MODEL = {"frontend": "vgg", "channels": [4, 8, 8, 16], "in_dim": 80, "pooli
               "embed_dim": 400}
 
 
-def make_tiny_exp(exp: Path, n_mels: int = 80, seed: int = 0, step: int = 7) -> Path:
-    """An exp dir (config.yaml, best.pt, spk2int) holding a tiny random model with non-trivial BN stats."""
+def make_tiny_exp(exp: Path, n_mels: int = 80, seed: int = 0, step: int = 7, **overrides: object) -> Path:
+    """An exp dir (config.yaml, best.pt, spk2int) holding a tiny random model with non-trivial BN stats;
+    ``overrides`` replace keys of the model section (e.g. pooling="stats")."""
     exp.mkdir(parents=True, exist_ok=True)
     raw = exp / "raw_config.yaml"
-    model_cfg = dict(TINY_MODEL, in_dim=n_mels)
+    model_cfg = dict(TINY_MODEL, in_dim=n_mels, **overrides)
     raw.write_text(yaml.safe_dump({"features": {"n_mels": n_mels}, "model": model_cfg,
                                    "train": {"seed": seed, "val_max_frames": 3000, "val_batch_size": 8}}))
     cfg = load_config(raw)

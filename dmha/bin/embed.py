@@ -7,6 +7,9 @@ Input: wav paths on the command line (key = file name without extension), or a K
 Audio is read and resampled to the model's rate, and features and embeddings are computed exactly as
 in the recipe (features: section of <exp>/config.yaml, best.pt), so an embedding equals the one
 steps/extract_embeddings.sh writes for the same file.
+With --onnx <exp>/onnx/model.onnx (steps/export_onnx.sh) instead of --exp, the exported model runs on
+onnxruntime and torch is never imported (numpy log-mels with the model's stored feature settings; audio
+must already be at the model's sample rate).
 """
 
 from __future__ import annotations
@@ -29,13 +32,16 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Example: dmha-embed --exp exp/mini_dmha --scp data/mini_test/wav.scp "
                                        "-o emb/ ;  dmha-embed --exp exp/mini_dmha --format npy -o out/ a.wav")
-    p.add_argument("--exp", required=True, help="trained experiment dir (config.yaml, best.pt)")
+    model = p.add_mutually_exclusive_group(required=True)
+    model.add_argument("--exp", help="trained experiment dir (config.yaml, best.pt)")
+    model.add_argument("--onnx", help="exported model (steps/export_onnx.sh), run without torch")
     p.add_argument("--model", default="best.pt",
-                   help="weights file in the exp dir, e.g. avg_last5.pt (default %(default)s)")
+                   help="with --exp: weights file in the exp dir, e.g. avg_last5.pt (default %(default)s)")
     p.add_argument("-o", "--out-dir", required=True, help="output dir (created)")
     p.add_argument("--scp", help="Kaldi wav.scp to embed (instead of wav paths)")
     p.add_argument("--format", choices=("ark", "npy"), default="ark", help="output format (default ark)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    p.add_argument("--num-threads", type=int, default=0, help="--onnx: onnxruntime threads (0: its default)")
     p.add_argument("--max-chunk-frames", type=int, default=0,
                    help="length cap as in steps/extract_embeddings.sh (0 = none; default 0)")
     p.add_argument("--batch", type=int, default=64, help="recordings embedded per batch (default 64)")
@@ -69,10 +75,19 @@ def _main(argv: list[str] | None = None) -> int:
     items = _inputs(args)
     from tqdm import tqdm
 
-    from dmha.api import load_model
     from dmha.features.audio import AudioError
 
-    model = load_model(args.exp, args.device, max_chunk_frames=args.max_chunk_frames, model=args.model)
+    if args.onnx:
+        from dmha.export.runtime import OnnxSpeakerModel
+
+        if args.max_chunk_frames:
+            raise UserError("--max-chunk-frames is not supported with --onnx (the graph normalises each "
+                            "input whole); use --exp for capped embeddings")
+        model = OnnxSpeakerModel(args.onnx, num_threads=args.num_threads, device=args.device)
+    else:
+        from dmha.api import load_model
+
+        model = load_model(args.exp, args.device, max_chunk_frames=args.max_chunk_frames, model=args.model)
     table: dict[str, np.ndarray] = {}
     bar = tqdm(total=len(items), unit="wav", file=sys.stderr, disable=len(items) < 2)
     for start in range(0, len(items), args.batch):

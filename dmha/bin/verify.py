@@ -8,6 +8,8 @@ validation trials. --threshold (a cosine threshold) overrides both. run.sh stage
 steps/compute_threshold.sh <exp> <lists-dir>; run that once for an exp trained otherwise.
 Output (one line): <cosine> same|different (LLR <llr> >= / < <t> for P_target <p>; calibration <file>)
 or, without calibration: <cosine> same|different (threshold <t> from <source>). Exit 0 in both cases.
+With --onnx <exp>/onnx/model.onnx instead of --exp, the exported model runs on onnxruntime without
+torch and decides on the cosine threshold stored at export (from the exp's threshold.yaml; no LLR yet).
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dmha-verify", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Example: dmha-verify --exp exp/mini_dmha a.wav b.wav")
-    p.add_argument("--exp", required=True, help="trained experiment dir (config.yaml, best.pt)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--exp", help="trained experiment dir (config.yaml, best.pt)")
+    source.add_argument("--onnx", help="exported model (steps/export_onnx.sh), run without torch")
     p.add_argument("--model", default="best.pt",
                    help="weights file in the exp dir, e.g. avg_last5.pt (default %(default)s)")
     p.add_argument("--threshold", type=float,
@@ -47,18 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.onnx:
+        return _verify_onnx(args)
     from dmha.api import load_model
-    from dmha.common.errors import UserError
     from dmha.experiment import CALIBRATION, THRESHOLD
-    from dmha.features.audio import AudioError
 
     model = load_model(args.exp, args.device, max_chunk_frames=args.max_chunk_frames, model=args.model)
-    embs = []
-    for w in (args.wav1, args.wav2):
-        try:
-            embs.append(model.embed(w))
-        except AudioError as e:
-            raise UserError(f"{w}: {e}") from None
+    embs = _embed_both(model, args)
     v = model.verify(embs[0], embs[1], args.threshold, args.p_target)
     decision = "same" if v.same else "different"
     if v.basis == "llr":
@@ -68,6 +67,38 @@ def _main(argv: list[str] | None = None) -> int:
         source = "--threshold" if args.threshold is not None else f"{args.exp}/{THRESHOLD}"
         llr = "" if v.llr is None else f"; LLR {v.llr:.3f}"
         print(f"{v.score:.4f} {decision} (threshold {v.threshold:.4f} from {source}{llr})")
+    return 0
+
+
+def _embed_both(model, args: argparse.Namespace) -> list:
+    from dmha.common.errors import UserError
+    from dmha.features.audio import AudioError
+
+    embs = []
+    for w in (args.wav1, args.wav2):
+        try:
+            embs.append(model.embed(w))
+        except AudioError as e:
+            raise UserError(f"{w}: {e}") from None
+    return embs
+
+
+def _verify_onnx(args: argparse.Namespace) -> int:
+    """The torch-free path: onnxruntime and the cosine threshold stored in the exported model."""
+    from dmha.common.errors import UserError
+    from dmha.export.runtime import OnnxSpeakerModel
+
+    if args.max_chunk_frames:
+        raise UserError("--max-chunk-frames is not supported with --onnx; use --exp")
+    if args.model != "best.pt":
+        raise UserError("--model chooses weights of an exp dir; with --onnx, export them with "
+                        "steps/export_onnx.sh --model NAME")
+    model = OnnxSpeakerModel(args.onnx, device=args.device)
+    source = "--threshold" if args.threshold is not None else f"{args.onnx} (exported threshold)"
+    embs = _embed_both(model, args)
+    score, same = model.verify(embs[0], embs[1], args.threshold)
+    thr = args.threshold if args.threshold is not None else model.threshold
+    print(f"{score:.4f} {'same' if same else 'different'} (threshold {thr:.4f} from {source})")
     return 0
 
 

@@ -14,27 +14,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from dmha.embed.batching import length_batches
 from dmha.features.fbank import normalize_features
 from dmha.models.precision import bf16_autocast
 
-
-def length_batches(lengths: Sequence[int], max_frames_per_batch: int, batch_size: int) -> list[list[int]]:
-    """Group indices, longest first, so each batch has <= batch_size items and <= max padded frames.
-
-    An utterance longer than ``max_frames_per_batch`` gets a batch of its own.
-    """
-    order = sorted(range(len(lengths)), key=lambda i: (-int(lengths[i]), i))
-    batches: list[list[int]] = []
-    cur: list[int] = []
-    for i in order:
-        longest = int(lengths[cur[0]]) if cur else int(lengths[i])
-        if cur and (len(cur) + 1 > batch_size or longest * (len(cur) + 1) > max_frames_per_batch):
-            batches.append(cur)
-            cur = []
-        cur.append(i)
-    if cur:
-        batches.append(cur)
-    return batches
+__all__ = ["embed_feature_list", "length_batches"]
 
 
 def _as_tensor(mat: np.ndarray | torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,8 @@ center=False)|, n_mels=80, fmin=0, fmax=sr/2, norm=None, htk=False)))``:
 * magnitude (not power) spectrum, Slaney-scale mel filters without area normalisation, natural log
   with a floor of 1.
 
-Everything is plain torch, so it runs batched on CPU or GPU; the window and the mel matrix are built
+Everything is plain torch, so it runs batched on CPU or GPU; the window and the mel matrix come from
+:mod:`dmha.features.melbank` (torch-free, shared with the ONNX runtime's numpy front-end) and are built
 once per (config, device) and cached.
 """
 
@@ -30,56 +31,11 @@ import torch
 
 from dmha.common.errors import UserError
 from dmha.features.config import NORM_MODES, FbankConfig
+from dmha.features.melbank import hamming_periodic, mel_filterbank, scaled_window
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
-__all__ = ["FbankConfig", "compute_fbank", "mel_filterbank", "normalize_features"]
+__all__ = ["FbankConfig", "compute_fbank", "hamming_periodic", "mel_filterbank", "normalize_features"]
 _CPU_BLOCK = 512  # frames per FFT block on CPU
-
-
-# ---------------------------------------------------------------------------------------------
-# Filterbank construction (numpy, float64), following librosa.filters.mel(htk=False, norm=None).
-
-def _hz_to_mel_slaney(f: np.ndarray) -> np.ndarray:
-    """Slaney's mel scale: linear below 1 kHz (200/3 Hz per mel), logarithmic above."""
-    f = np.asarray(f, dtype=np.float64)
-    f_sp = 200.0 / 3
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-    mel = f / f_sp
-    high = f >= min_log_hz
-    mel[high] = min_log_mel + np.log(f[high] / min_log_hz) / logstep
-    return mel
-
-
-def _mel_to_hz_slaney(m: np.ndarray) -> np.ndarray:
-    m = np.asarray(m, dtype=np.float64)
-    f_sp = 200.0 / 3
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-    f = f_sp * m
-    high = m >= min_log_mel
-    f[high] = min_log_hz * np.exp(logstep * (m[high] - min_log_mel))
-    return f
-
-
-def mel_filterbank(cfg: FbankConfig) -> np.ndarray:
-    """Triangular mel filters ``(n_mels, n_fft//2 + 1)``, Slaney scale, peak 1 (no area normalisation)."""
-    fft_freqs = np.linspace(0.0, cfg.sample_rate / 2, cfg.n_bins)
-    mel_pts = np.linspace(_hz_to_mel_slaney(np.array([cfg.fmin]))[0],
-                          _hz_to_mel_slaney(np.array([cfg.top_freq]))[0], cfg.n_mels + 2)
-    hz_pts = _mel_to_hz_slaney(mel_pts)
-    fdiff = np.diff(hz_pts)
-    ramps = hz_pts[:, None] - fft_freqs[None, :]
-    lower = -ramps[:-2] / fdiff[:-1, None]
-    upper = ramps[2:] / fdiff[1:, None]
-    return np.maximum(0.0, np.minimum(lower, upper))
-
-
-def hamming_periodic(n: int) -> np.ndarray:
-    """Periodic Hamming window (``np.hamming(n + 1)[:-1]``; scipy/librosa ``fftbins=True``)."""
-    return 0.54 - 0.46 * np.cos(2.0 * np.pi * np.arange(n) / n)
 
 
 @functools.lru_cache(maxsize=16)
@@ -89,7 +45,7 @@ def _cached_tensors(cfg: FbankConfig, device: str) -> tuple[torch.Tensor, torch.
     The window carries the int16 scaling (x 32768 = 2^15): scaling by a power of two commutes exactly
     with pre-emphasis and framing in floating point, and saves a pass over the signal.
     """
-    window = torch.tensor(hamming_periodic(cfg.win_length) * 32768.0, dtype=torch.float32, device=device)
+    window = torch.tensor(scaled_window(cfg), dtype=torch.float32, device=device)
     mel_t = torch.tensor(mel_filterbank(cfg).T.copy(), dtype=torch.float32, device=device)
     return window, mel_t
 
