@@ -214,3 +214,18 @@ def test_segments_file_is_refused_clearly(tmp_path):
     with pytest.raises(UserError, match="segments"):
         prepare(d, d / "data", FbankConfig(), nj=1, force=False)
     assert not (d / "data").exists()
+
+
+def test_stage_writes_cmn_side_tables_matching_its_features(bad_dir):
+    """Every job's ark gets a CMN side table whose means equal the stored features' CMN means."""
+    from dmha.features.cmn_table import load_tables, missing_tables
+    from dmha.features.fbank import utterance_mean
+
+    scp = read_kv(bad_dir / "feats.scp")
+    frames = read_kv(bad_dir / "utt2num_frames")
+    utts = sorted(scp)
+    assert missing_tables([scp[u] for u in utts]) == []
+    table = load_tables(utts, [scp[u] for u in utts], [int(frames[u]) for u in utts])
+    assert len(table.arks) >= 2
+    for i, utt in enumerate(utts):
+        assert np.array_equal(table.mean[i], utterance_mean(kaldiio.load_mat(scp[utt]))), utt
