@@ -204,27 +204,13 @@ def time_stage2(out: Path, config: str) -> dict:
     wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", proc.stderr)
     h, m, s = (float(x) if x else 0.0 for x in wall.groups())
     rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
+    cpu = sum(float(re.search(rf"{k} time \(seconds\): ([\d.]+)", proc.stderr).group(1))
+              for k in ("User", "System"))
     summary = dict(line.split() for line in (lists / "summary").read_text().splitlines())
-    return {"wall_s": h * 3600 + m * 60 + s, "peak_gb": rss_kb * 1024 / 1e9, "summary": summary}
+    return {"wall_s": h * 3600 + m * 60 + s, "cpu_s": cpu, "peak_gb": rss_kb * 1024 / 1e9, "summary": summary}
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", required=True, help="output directory (sparse arks: ~270 GB apparent size)")
-    p.add_argument("--utts", type=int, default=VOX2_UTTS)
-    p.add_argument("--speakers", type=int, default=VOX2_SPEAKERS)
-    p.add_argument("--val-speakers", type=int, default=40, help="held-out speakers (as local/prepare)")
-    p.add_argument("--val-utts", type=int, default=25, help="validation utterances per held-out speaker")
-    p.add_argument("--jobs", type=int, default=1000, help="feature arks (stage-1 jobs)")
-    p.add_argument("--dense-gb", type=float, default=8.0, help="GB of arks to fill with data (rest sparse)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--stage2", choices=["true", "false"], default="true", help="time stage 2 afterwards")
-    p.add_argument("--config", default=str(REPO / "egs/voxceleb/conf/dmha_k8.yaml"))
-    a = p.parse_args()
-    import torch
-
-    torch.set_num_threads(1)  # as feature jobs and DataLoader workers (the CMN means are computed here)
-    r = simulate(a)
+def print_simulation(r: dict) -> None:
     print(f"## Scale simulator ({time.strftime('%Y-%m-%d %H:%M')}, load {os.getloadavg()[0]:.2f})\n")
     print("| quantity | simulated | VoxCeleb2 dev |\n|---|---|---|")
     print(f"| utterances | {r['utts']:,} | {VOX2_UTTS:,} |")
@@ -238,12 +224,39 @@ def main() -> None:
     print(f"| float32 arks, full size (GB) | {r['full_gb']:.1f} (apparent; {r['jobs']} arks) | |")
     print(f"| of which dense on disk (GB) | {r['dense_gb']:.2f} ({r['dense_jobs']} arks + validation) | |")
     print(f"\nlists {r['list_s']:.1f} s, arks {r['ark_s']:.1f} s\n")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True, help="output directory (sparse arks: ~270 GB apparent size)")
+    p.add_argument("--utts", type=int, default=VOX2_UTTS)
+    p.add_argument("--speakers", type=int, default=VOX2_SPEAKERS)
+    p.add_argument("--val-speakers", type=int, default=40, help="held-out speakers (as local/prepare)")
+    p.add_argument("--val-utts", type=int, default=25, help="validation utterances per held-out speaker")
+    p.add_argument("--jobs", type=int, default=1000, help="feature arks (stage-1 jobs)")
+    p.add_argument("--dense-gb", type=float, default=8.0, help="GB of arks to fill with data (rest sparse)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--stage2", choices=["true", "false"], default="true", help="time stage 2 afterwards")
+    p.add_argument("--reuse", choices=["true", "false"], default="false",
+                   help="keep an existing simulation in --out and only time stage 2")
+    p.add_argument("--config", default=str(REPO / "egs/voxceleb/conf/dmha_k8.yaml"))
+    a = p.parse_args()
+    import torch
+
+    torch.set_num_threads(1)  # as feature jobs and DataLoader workers (the CMN means are computed here)
+    if a.reuse == "true" and (Path(a.out) / "vox2_val" / "trials").is_file():
+        print(f"## Stage 2 on the existing simulation in {a.out} (load {os.getloadavg()[0]:.2f})\n")
+    else:
+        print_simulation(simulate(a))
     if a.stage2 == "true":
         s = time_stage2(Path(a.out), a.config)
         ok = s["wall_s"] < 120 and s["peak_gb"] < 2.0
-        print("| stage 2 (prepare_lists) | wall s | peak RSS GB | target | met |\n|---|---|---|---|---|")
+        print("| stage 2 (prepare_lists) | wall s | CPU s (user+sys) | peak RSS GB | target | met |\n"
+              "|---|---|---|---|---|---|")
         print(f"| {s['summary']['train_utts_kept']} training utterances, {s['summary']['val_trials']} trials "
-              f"| {s['wall_s']:.1f} | {s['peak_gb']:.2f} | < 120 s, < 2 GB | {'yes' if ok else 'NO'} |")
+              f"| {s['wall_s']:.1f} | {s['cpu_s']:.1f} | {s['peak_gb']:.2f} | < 120 s, < 2 GB | "
+              f"{'yes' if ok else 'NO'} |")
+        print(f"\nload average after: {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs, shared)")
 
 
 if __name__ == "__main__":
