@@ -100,7 +100,8 @@ for bf16 in ("false", "true"):
     peak = "-" if r["peak_gb"] is None else f"{r['peak_gb']:.2f} GB"
     print(f"| training, {'bf16 autocast' if bf16 == 'true' else 'float32'} ({r['device']}, batch "
           f"{r['micro_batch']} x {r['accum']}, {r['workers']} loader workers, {r['classes']} classes) | "
-          f"{r['samples_s']:.1f} samples/s; data wait {100 * r['data_wait']:.0f}% of wall; GPU util {util}; "
+          f"{r['samples_s']:.1f} samples/s = {r['tflops']:.2f} TFLOP/s ({r['gflop_per_crop']:.1f} GFLOP per "
+          f"crop fwd+bwd); data wait {100 * r['data_wait']:.0f}% of wall; GPU util {util}; "
           f"peak memory {peak} |")
 rows = [line for line in (out / "extract.md").read_text().splitlines() if line.startswith("| ")]
 for line in rows[1:]:

@@ -16,6 +16,7 @@ Device utilisation: ``torch.cuda.utilization()`` (needs pynvml) sampled every 0.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import subprocess
@@ -99,6 +100,7 @@ def dense_subset(lists: Path):
 def run(a: argparse.Namespace) -> dict:
     import torch
     from torch.utils.data import DataLoader
+    from torch.utils.flop_counter import FlopCounterMode
 
     from dmha.common.device import resolve_device
     from dmha.config import load_config
@@ -132,6 +134,7 @@ def run(a: argparse.Namespace) -> dict:
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     wait = 0.0
     t_start = None
+    gflop = None
     it = iter(loader)
     with UtilSampler(device) as util:
         for step in range(n_steps):
@@ -146,9 +149,14 @@ def run(a: argparse.Namespace) -> dict:
                 wait += time.perf_counter() - t0
                 feats = feats.to(device, non_blocking=True)
                 labels = labels.to(device, non_blocking=True)
-                with autocast:
-                    loss, _ = net(feats, labels)
-                (loss.float() / a.accum).backward()
+                counting = step == 0 and gflop is None
+                counter = FlopCounterMode(display=False) if counting else contextlib.nullcontext()
+                with counter:  # the first micro-batch (untimed warm-up): the model's FLOPs per crop
+                    with autocast:
+                        loss, _ = net(feats, labels)
+                    (loss.float() / a.accum).backward()
+                if counting:
+                    gflop = counter.get_total_flops() / 1e9 / len(labels)
             opt.step()
         sync()
         wall = time.perf_counter() - t_start
@@ -157,6 +165,7 @@ def run(a: argparse.Namespace) -> dict:
         "accum": a.accum, "steps": a.steps, "samples_s": a.steps * batch / wall, "data_wait": wait / wall,
         "util": util.mean, "peak_gb": (torch.cuda.max_memory_allocated(device) / 1e9
                                        if device.type == "cuda" else None),
+        "gflop_per_crop": gflop, "tflops": gflop * a.steps * batch / wall / 1e3,
         "loss": float(loss.detach()), "utts": len(tl), "classes": n_classes, "partial_reads": True,
     }
 
@@ -174,6 +183,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20, help="timed optimizer steps")
     p.add_argument("--warmup", type=int, default=3, help="untimed optimizer steps first")
     a = p.parse_args()
+    a.warmup = max(1, a.warmup)  # the FLOP count runs in the first (untimed) step
     print(json.dumps(run(a)))
 
 
