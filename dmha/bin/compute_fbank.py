@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N")
     p.add_argument("--num-threads", type=int, default=1,
                    help="torch threads (default 1: parallelism comes from the number of jobs)")
+    p.add_argument("--storage", default="float32",
+                   help="float32 (default), cm2 (Kaldi 2-byte compression: half the disk) or cm3 (1 byte)")
     p.add_argument("--bad-utts", required=True, help="output: `utt reason` lines of unusable utterances")
     p.add_argument("--notes", required=True, help="output: `utt note` lines (mixed down, resampled)")
     p.add_argument("--utt2num-frames", required=True, help="output: `utt frames` lines")
@@ -72,10 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     from dmha.features.audio import AudioError, load_audio
     from dmha.features.cmn_table import write_table
     from dmha.features.fbank import compute_fbank, utterance_mean
-    from dmha.features.stage import JobFiles, job_is_complete, load_fbank_config
+    from dmha.features.stage import STORAGES, JobFiles, check_storage, job_is_complete, load_fbank_config
 
     torch.set_num_threads(max(1, a.num_threads))
     cfg = load_fbank_config(a.config)
+    compression = STORAGES[check_storage(a.storage)]
     device = resolve_device(a.device)
     files = JobFiles(Path(os.path.abspath(a.ark)), Path(os.path.abspath(a.scp)), Path(a.bad_utts),
                      Path(a.notes), Path(a.utt2num_frames))
@@ -94,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         frames: dict[str, int] = {}
         means = {}
         log.info("%d utterances from %s -> %s (device %s)", len(wavs), a.wav_scp, files.ark, device)
-        with kaldiio.WriteHelper(f"ark,scp:{ark_tmp},{scp_tmp}") as writer:
+        with kaldiio.WriteHelper(f"ark,scp:{ark_tmp},{scp_tmp}", compression_method=compression) as writer:
             for utt, entry in tqdm(wavs.items(), total=len(wavs), desc=files.scp.name, file=sys.stderr,
                                    mininterval=10.0, ascii=True):
                 utt_notes: list[str] = []
@@ -124,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
                 utt, loc = line.rstrip("\n").split(" ", 1)
                 lines.append((utt, f"{files.ark}:{loc.rsplit(':', 1)[1]}"))
         os.replace(ark_tmp, files.ark)
-        write_table(files.ark, [(utt, int(loc.rsplit(":", 1)[1])) for utt, loc in lines], means)
+        # Compressed storage: the means must be those of the values as read back (write_table reads them).
+        write_table(files.ark, [(utt, int(loc.rsplit(":", 1)[1])) for utt, loc in lines],
+                    means if compression is None else None)
         write_kv(files.scp, lines)
         scp_tmp.unlink()
     log.info("done: %d utterances written, %d bad, %d fixed (mixed down/resampled)",
