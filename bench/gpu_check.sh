@@ -26,6 +26,7 @@ Options:
   --sim-utts N           simulator utterances (default $sim_utts)
   --dense-gb X           simulator GB with data (default $dense_gb)
   --skip-pytest true|false  leave out pytest -m gpu (default $skip_pytest)
+  On a GPU machine whose python already has a CUDA build of torch (and pytest): DMHA_NO_VENV=1 $0
 Example:
   bench/gpu_check.sh 2>&1 | tee gpu_check.md
   bench/gpu_check.sh --dry-run true --workdir /tmp/gpu_dry"
@@ -38,6 +39,12 @@ po_require_int workers steps sim_utts
 
 if [ $# -ne 0 ]; then
   printf '%s\n' "$help_message" >&2
+  exit 1
+fi
+
+if [ "$dry_run" != true ] && ! python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+  echo "$0: torch in $(command -v python) sees no CUDA device; on a GPU machine use a CUDA build of torch" \
+    "(DMHA_NO_VENV=1 with your own environment), or --dry-run true on CPU" >&2
   exit 1
 fi
 

@@ -43,3 +43,14 @@ def test_dry_run_prints_every_row_of_the_table(tmp_path):
     # The training check really read the simulator's archives through the partial-read path.
     assert (tmp_path / "sim" / "vox2_train" / "lists" / "train.list").is_file()
     assert '"partial_reads": true' in (tmp_path / "results" / "train_bf16_true.json").read_text()
+
+
+def test_without_a_gpu_the_real_run_stops_with_one_line(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: the real check would run")
+    proc = _run("--workdir", str(tmp_path))
+    assert proc.returncode == 1
+    assert "sees no CUDA device" in proc.stderr and "--dry-run true" in proc.stderr
+    assert not (tmp_path / "results").exists()
