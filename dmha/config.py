@@ -55,10 +55,11 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "val_max_frames": 20000,     # padded frames per validation batch (memory bound)
     "val_batch_size": 64,        # utterances per validation batch
     "cache_feats": False,        # keep raw training features in memory (small corpora)
+    "partial_reads": "auto",     # read only each crop's rows (CMN side tables; same crops): true|false|auto
 }
 
 #: Boolean keys that also accept "auto" (decided at run time for the device, see dmha.models.precision).
-AUTO_BOOL_KEYS = {"train.bf16"}
+AUTO_BOOL_KEYS = {"train.bf16", "train.partial_reads"}
 
 #: Loss defaults (SPEC §2: AM-Softmax s = 30, m = 0.4); ``margin: null`` = the default of ``type``.
 LOSS_DEFAULTS: dict[str, Any] = {"type": "amsoftmax", "scale": 30.0, "margin": None}
@@ -223,6 +224,7 @@ def _check_train(t: dict, path: PathLike) -> None:
     from dmha.models.config import check_bf16_setting
 
     check_bf16_setting(t["bf16"], f"{path}: train.bf16")
+    check_bf16_setting(t["partial_reads"], f"{path}: train.partial_reads")
 
 
 def save_config(cfg: dict, path: PathLike) -> None:

@@ -7,6 +7,7 @@ force=false
 max_bad_frac=0.05
 feat_config=
 device=cpu
+storage=float32
 help_message="Usage: $0 [options] <data-dir> [<log-dir> [<ark-dir>]]
   Computes the paper's log-mel features (dmha.features.fbank) of every utterance of <data-dir>/wav.scp and
   writes <data-dir>/feats.scp and utt2num_frames (kaldiio-readable), the arks in <ark-dir>
@@ -23,6 +24,8 @@ Options:
                        utterances is bad (default $max_bad_frac)
   --feat-config FILE   YAML with the feature settings (its features: section); default: the paper's
   --device DEV         cpu (default), auto, cuda, cuda:N
+  --storage S          float32 (default), cm2 (Kaldi 2-byte compressed matrices: half the disk, lossy
+                       ~2e-4) or cm3 (1 byte); training crops all three partially (train.partial_reads)
 Example: $0 --nj 8 data/voxceleb1_test"
 . "$(dirname "$0")/../path.sh"
 . "$(dirname "$0")/../utils/parse_options.sh"
@@ -42,6 +45,7 @@ if [ -f "$data/wav.scp" ]; then
 fi
 rc=0
 python -m dmha.bin.fbank_stage prepare ${cfg_opt[@]+"${cfg_opt[@]}"} --nj "$nj" --force "$force" \
+  --storage "$storage" \
   "$data" "$arkdir" || rc=$?
 if [ $rc -eq 10 ]; then
   echo "$0: $data/feats.scp is complete and up to date; skipping (--force true recomputes)"
@@ -57,11 +61,11 @@ echo "$0: computing features of $(wc -l < "$data/wav.scp") utterances of $data w
   "(logs: $logdir/make_fbank_$name.*.log)"
 job=$arkdir/raw_fbank_$name.JOB
 "$utils/launch.sh" --backend "$cmd" JOB=1:"$nj" "$logdir/make_fbank_$name.JOB.log" \
-  python -m dmha.bin.compute_fbank ${cfg_opt[@]+"${cfg_opt[@]}"} --device "$device" \
+  python -m dmha.bin.compute_fbank ${cfg_opt[@]+"${cfg_opt[@]}"} --device "$device" --storage "$storage" \
     --bad-utts "$job.bad" --notes "$job.notes" --utt2num-frames "$job.frames" \
     "$data/split$nj/JOB/wav.scp" "$job.ark" "$job.scp"
 
-python -m dmha.bin.fbank_stage combine ${cfg_opt[@]+"${cfg_opt[@]}"} --nj "$nj" \
+python -m dmha.bin.fbank_stage combine ${cfg_opt[@]+"${cfg_opt[@]}"} --nj "$nj" --storage "$storage" \
   --max-bad-frac "$max_bad_frac" "$data" "$arkdir"
 # Trials are never edited: with dropped utterances some may name them (counted in the summary above).
 val_opt=()

@@ -214,3 +214,68 @@ def test_segments_file_is_refused_clearly(tmp_path):
     with pytest.raises(UserError, match="segments"):
         prepare(d, d / "data", FbankConfig(), nj=1, force=False)
     assert not (d / "data").exists()
+
+
+def test_stage_writes_cmn_side_tables_matching_its_features(tmp_path):
+    """Every job's ark gets a CMN side table whose means equal the stored features' CMN means."""
+    from dmha.features.cmn_table import load_tables, missing_tables
+    from dmha.features.fbank import utterance_mean
+
+    entries = {}
+    for i in range(4):
+        w = tmp_path / f"a{i}.wav"
+        sf.write(w, speechish(SR + 701 * i, i), SR, subtype="PCM_16")
+        entries[f"s{i % 2}-a{i}"] = str(w)
+    d = tmp_path / "d"
+    write_data_dir(d, entries)
+    make_fbank("--nj", "2", str(d))
+    scp = read_kv(d / "feats.scp")
+    frames = read_kv(d / "utt2num_frames")
+    utts = sorted(scp)
+    assert missing_tables([scp[u] for u in utts]) == []
+    table = load_tables(utts, [scp[u] for u in utts], [int(frames[u]) for u in utts])
+    assert len(table.arks) == 2
+    for i, utt in enumerate(utts):
+        assert np.array_equal(table.mean[i], utterance_mean(kaldiio.load_mat(scp[utt]))), utt
+
+
+def test_cm2_storage_halves_the_arks_and_crops_partially_like_whole_reads(tmp_path):
+    """--storage cm2 writes Kaldi 2-byte compressed matrices (close to float32, half the bytes) with side
+    tables; partial crops equal whole-utterance crops; switching back to float32 recomputes."""
+    from dmha.features.cmn_table import load_tables
+    from dmha.training.dataset import CropDataset, TrainList
+
+    d = tmp_path / "d"
+    entries = {}
+    for i in range(3):
+        w = tmp_path / f"a{i}.wav"
+        sf.write(w, speechish(3 * SR + 977 * i, i), SR, subtype="PCM_16")
+        entries[f"s-a{i}"] = str(w)
+    write_data_dir(d, entries)
+    make_fbank("--nj", "1", str(d))
+    f32 = dict(kaldiio.load_scp(str(d / "feats.scp")))
+    size32 = sum(p.stat().st_size for p in (d / "data").glob("*.ark"))
+    assert "skipping" not in make_fbank("--nj", "1", "--storage", "cm2", str(d)).stdout
+    scp = read_kv(d / "feats.scp")
+    size16 = sum(p.stat().st_size for p in (d / "data").glob("*.ark"))
+    assert 0.45 < size16 / size32 < 0.55
+    assert "storage: cm2" in (d / "fbank.yaml").read_text()
+    for utt, entry in scp.items():
+        ark, off = entry.rsplit(":", 1)
+        with open(ark, "rb") as f:
+            f.seek(int(off))
+            assert f.read(6) == b"\0BCM2 "
+        np.testing.assert_allclose(kaldiio.load_mat(entry), f32[utt], atol=1e-3)
+    utts = sorted(scp)
+    frames = np.array([f32[u].shape[0] for u in utts])
+    tl = TrainList(utts, np.zeros(3, dtype=np.int64), frames, [scp[u] for u in utts])
+    whole, partial = CropDataset(tl, 120), CropDataset(tl, 120, table=load_tables(utts, tl.feats, frames))
+    for i in range(3):
+        for off in (0, 37, int(frames[i]) - 120):
+            assert torch.equal(whole[(i, off)][0], partial[(i, off)][0])
+    assert "skipping" in make_fbank("--nj", "1", "--storage", "cm2", str(d)).stdout
+    assert "skipping" not in make_fbank("--nj", "1", str(d)).stdout
+    assert np.array_equal(kaldiio.load_scp(str(d / "feats.scp"))["s-a1"], f32["s-a1"])
+    bad = make_fbank("--nj", "1", "--storage", "float16", str(d), check=False)
+    assert bad.returncode != 0 and "--storage float16: expected one of float32, cm2, cm3" in bad.stderr
+    assert (d / "feats.scp").is_file()  # an invalid option removes nothing

@@ -58,9 +58,10 @@ def _final_net(exp: Path) -> dict:
     return ckpt
 
 
-def test_kill9_then_rerun_equals_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("partial_reads", [False, True], ids=["whole-reads", "partial-reads"])
+def test_kill9_then_rerun_equals_uninterrupted_run(tmp_path, partial_reads):
     # 3 steps per epoch, a checkpoint every 2 steps: the kill usually lands mid-epoch.
-    conf, lists = prepare_lists(tmp_path, max_epochs=8, ckpt_every_steps=2)
+    conf, lists = prepare_lists(tmp_path, cmn_tables=partial_reads, max_epochs=8, ckpt_every_steps=2)
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     subprocess.run(_train_cmd(conf, lists, ref), env=subprocess_env(), check=True, capture_output=True)
 
@@ -79,6 +80,7 @@ def test_kill9_then_rerun_equals_uninterrupted_run(tmp_path):
                            text=True)
     assert rerun.returncode == 0, rerun.stderr
     assert "resuming from" in (killed / "train.log").read_text()
+    assert ("data: partial reads" in (killed / "train.log").read_text()) == partial_reads
 
     a, b = _final_net(ref), _final_net(killed)
     assert a["state"]["global_step"] == b["state"]["global_step"] == 24

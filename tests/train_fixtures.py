@@ -95,9 +95,14 @@ def subprocess_env() -> dict:
     return env
 
 
-def prepare_lists(tmp_path: Path, **train) -> tuple[Path, Path]:
-    """A tiny corpus + config under ``tmp_path`` and its stage-2 lists; returns (config, lists dir)."""
+def prepare_lists(tmp_path: Path, cmn_tables: bool = False, **train) -> tuple[Path, Path]:
+    """A tiny corpus + config under ``tmp_path`` and its stage-2 lists; returns (config, lists dir).
+
+    ``cmn_tables``: also write the CMN side tables of the training arks (partial reads possible)."""
     train_dir, val_dir = make_corpus(tmp_path)
+    if cmn_tables:
+        subprocess.run([sys.executable, "-m", "dmha.bin.cmn_stats", str(train_dir / "feats.scp")], check=True,
+                       env=subprocess_env(), capture_output=True)
     conf = tiny_config(tmp_path / "conf.yaml", **train)
     lists = tmp_path / "lists"
     subprocess.run([sys.executable, "-m", "dmha.bin.prepare_lists", "--config", str(conf), str(train_dir),

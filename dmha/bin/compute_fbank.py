@@ -6,8 +6,10 @@ Utterances with bad audio (missing/empty/undecodable file, failing pipe, NaN/Inf
 than one frame) are skipped and listed in the --bad-utts file as `utt reason`; stereo is mixed down
 and other sample rates are resampled (listed in --notes). The ark and scp are written under temporary
 names; the ark is renamed into place and the scp written last, so an existing <out.scp> always means a
-finished job. A job whose outputs are already complete for this wav.scp is skipped (resume after a
-kill). A lock on <out.scp>.lock stops two jobs (e.g. an orphan of a killed run) writing the same files.
+finished job. Before the scp, the job writes the ark's CMN side table (<out>.cmn.npy, see
+dmha.features.cmn_table) so that training can read only each crop's rows. A job whose outputs are
+already complete for this wav.scp is skipped (resume after a kill). A lock on <out.scp>.lock stops
+two jobs (e.g. an orphan of a killed run) writing the same files.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N")
     p.add_argument("--num-threads", type=int, default=1,
                    help="torch threads (default 1: parallelism comes from the number of jobs)")
+    p.add_argument("--storage", default="float32",
+                   help="float32 (default), cm2 (Kaldi 2-byte compression: half the disk) or cm3 (1 byte)")
     p.add_argument("--bad-utts", required=True, help="output: `utt reason` lines of unusable utterances")
     p.add_argument("--notes", required=True, help="output: `utt note` lines (mixed down, resampled)")
     p.add_argument("--utt2num-frames", required=True, help="output: `utt frames` lines")
@@ -68,11 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     from dmha.common.device import resolve_device
     from dmha.common.fileio import read_kv, write_kv
     from dmha.features.audio import AudioError, load_audio
-    from dmha.features.fbank import compute_fbank
-    from dmha.features.stage import JobFiles, job_is_complete, load_fbank_config
+    from dmha.features.cmn_table import write_table
+    from dmha.features.fbank import compute_fbank, utterance_mean
+    from dmha.features.stage import STORAGES, JobFiles, check_storage, job_is_complete, load_fbank_config
 
     torch.set_num_threads(max(1, a.num_threads))
     cfg = load_fbank_config(a.config)
+    compression = STORAGES[check_storage(a.storage)]
     device = resolve_device(a.device)
     files = JobFiles(Path(os.path.abspath(a.ark)), Path(os.path.abspath(a.scp)), Path(a.bad_utts),
                      Path(a.notes), Path(a.utt2num_frames))
@@ -89,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         bad: dict[str, str] = {}
         notes: dict[str, str] = {}
         frames: dict[str, int] = {}
+        means = {}
         log.info("%d utterances from %s -> %s (device %s)", len(wavs), a.wav_scp, files.ark, device)
-        with kaldiio.WriteHelper(f"ark,scp:{ark_tmp},{scp_tmp}") as writer:
+        with kaldiio.WriteHelper(f"ark,scp:{ark_tmp},{scp_tmp}", compression_method=compression) as writer:
             for utt, entry in tqdm(wavs.items(), total=len(wavs), desc=files.scp.name, file=sys.stderr,
                                    mininterval=10.0, ascii=True):
                 utt_notes: list[str] = []
@@ -102,8 +109,10 @@ def main(argv: list[str] | None = None) -> int:
                 except UserError as e:  # e.g. shorter than one frame
                     bad[utt] = _clean(str(e))
                 else:
-                    writer(utt, feats.cpu().numpy())
+                    stored = feats.cpu().numpy()
+                    writer(utt, stored)
                     frames[utt] = feats.shape[0]
+                    means[utt] = utterance_mean(stored)
                 if utt in bad:
                     log.warning("bad audio: %s %s", utt, bad[utt])
                 if utt_notes:
@@ -118,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
                 utt, loc = line.rstrip("\n").split(" ", 1)
                 lines.append((utt, f"{files.ark}:{loc.rsplit(':', 1)[1]}"))
         os.replace(ark_tmp, files.ark)
+        # Compressed storage: the means must be those of the values as read back (write_table reads them).
+        write_table(files.ark, [(utt, int(loc.rsplit(":", 1)[1])) for utt, loc in lines],
+                    means if compression is None else None)
         write_kv(files.scp, lines)
         scp_tmp.unlink()
     log.info("done: %d utterances written, %d bad, %d fixed (mixed down/resampled)",

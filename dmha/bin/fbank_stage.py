@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         s = sub.add_parser(name)
         s.add_argument("--config", help="feature config YAML (features: section); default: the paper's")
         s.add_argument("--nj", type=int, required=True)
+        s.add_argument("--storage", default="float32", help="float32 (default), cm2 or cm3")
         if name == "prepare":
             s.add_argument("--force", type=_bool, default=False)
         else:
@@ -44,10 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--nj must be >= 1, got {a.nj}")
     cfg = st.load_fbank_config(a.config)
     if a.cmd == "prepare":
-        return 0 if st.prepare(a.data_dir, a.ark_dir, cfg, a.nj, a.force) else SKIP
+        return 0 if st.prepare(a.data_dir, a.ark_dir, cfg, a.nj, a.force, a.storage) else SKIP
     if not 0 <= a.max_bad_frac <= 1:
         raise UserError(f"--max-bad-frac must be between 0 and 1, got {a.max_bad_frac}")
-    for line in st.combine(a.data_dir, a.ark_dir, cfg, a.nj, a.max_bad_frac):
+    for line in st.combine(a.data_dir, a.ark_dir, cfg, a.nj, a.max_bad_frac, a.storage):
         print(f"make_fbank.sh: {a.data_dir}: {line}")
     return 0
 

@@ -34,7 +34,8 @@ from dmha.features.config import NORM_MODES, FbankConfig
 from dmha.features.melbank import hamming_periodic, mel_filterbank, scaled_window
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
-__all__ = ["FbankConfig", "compute_fbank", "hamming_periodic", "mel_filterbank", "normalize_features"]
+__all__ = ["FbankConfig", "compute_fbank", "hamming_periodic", "mel_filterbank", "normalize_features",
+           "utterance_mean"]
 _CPU_BLOCK = 512  # frames per FFT block on CPU
 
 
@@ -127,9 +128,7 @@ def normalize_features(feats: ArrayLike, mode: str = "cmn", lengths: ArrayLike |
         if lens.numel() != x.shape[0]:
             raise ValueError(f"lengths has {lens.numel()} entries for a batch of {x.shape[0]}")
         mask = (torch.arange(x.shape[1], device=x.device)[None, :] < lens[:, None]).to(x.dtype)
-    count = mask.sum(1).clamp_min(1.0)[:, None, None]  # (B, 1, 1)
-    m = mask.unsqueeze(-1)
-    mean = (x * m).sum(1, keepdim=True) / count
+    count, m, mean = _masked_mean(x, mask)
     out = (x - mean) * m
     if mode == "cmvn":
         std = torch.sqrt((out * out).sum(1, keepdim=True) / count)
@@ -139,3 +138,27 @@ def normalize_features(feats: ArrayLike, mode: str = "cmn", lengths: ArrayLike |
     if squeeze:
         out = out.squeeze(0)
     return out.numpy() if is_numpy else out
+
+
+def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(count (B,1,1), mask (B,T,1), mean (B,1,F)) over the frames ``mask`` selects: the CMN statistics."""
+    count = mask.sum(1).clamp_min(1.0)[:, None, None]  # (B, 1, 1)
+    m = mask.unsqueeze(-1)
+    mean = (x * m).sum(1, keepdim=True) / count
+    return count, m, mean
+
+
+def utterance_mean(feats: ArrayLike) -> np.ndarray:
+    """The float32 CMN mean ``(F,)`` of one whole ``(T, F)`` utterance, bit-equal to the mean that
+    :func:`normalize_features` subtracts (same code path).
+
+    Why: the partial-read training path (dmha.features.cmn_table) stores this mean at feature time and
+    reads only a crop's rows; ``crop - mean`` then equals the crop of the normalised whole utterance.
+    """
+    x = torch.from_numpy(np.array(feats, dtype=np.float32)) if isinstance(feats, np.ndarray) \
+        else torch.as_tensor(feats).to(torch.float32)
+    if x.dim() != 2:
+        raise ValueError(f"utterance_mean expects (T, F), got shape {tuple(x.shape)}")
+    x = x.unsqueeze(0)
+    _, _, mean = _masked_mean(x, torch.ones(x.shape[:2], dtype=x.dtype, device=x.device))
+    return mean[0, 0].cpu().numpy()

@@ -9,10 +9,15 @@ Per-utterance CMN is computed over the WHOLE utterance before cropping (as the r
 through :func:`dmha.features.fbank.normalize_features`, the one normalisation used everywhere.
 Utterances shorter than the crop (prepare_lists drops those below ``train.min_frames``) are padded
 by repetition (the frames are tiled), so every crop in a batch has the same length.
+
+Partial reads (``train.partial_reads``): when the feature stage wrote CMN side tables
+(:mod:`dmha.features.cmn_table`), a crop reads only its own rows and subtracts the stored whole-utterance
+mean: the same crop, bit for bit, at ~crop/length of the bytes and without the whole-utterance pass.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +29,8 @@ from torch.utils.data import Dataset
 
 from dmha.common.errors import UserError
 from dmha.common.fileio import PathLike, read_kv
+from dmha.features.arkrows import read_rows
+from dmha.features.cmn_table import CmnTable
 from dmha.features.fbank import normalize_features
 
 
@@ -136,15 +143,24 @@ def check_batch_split(batch_size: int, grad_accum: int, world_size: int) -> int:
 class CropDataset(Dataset):
     """Item ``(utt_index, offset)`` -> (crop (crop_frames, F) float32 tensor, label).
 
-    Features are read with kaldiio from their ``ark:offset`` entries, CMN'd over the whole utterance,
-    cropped from ``offset`` (or tiled to the crop length when shorter).
+    Whole-utterance path: features are read with kaldiio from their ``ark:offset`` entries, CMN'd over
+    the whole utterance, cropped from ``offset`` (or tiled to the crop length when shorter).
+    Partial path (``table`` given, norm ``cmn`` or ``none``): only the crop's rows are read and the
+    table's mean is subtracted; the result is identical.
     """
 
-    def __init__(self, train_list: TrainList, crop_frames: int, norm: str = "cmn", cache: bool = False):
+    def __init__(self, train_list: TrainList, crop_frames: int, norm: str = "cmn", cache: bool = False,
+                 table: CmnTable | None = None):
+        if table is not None and norm not in PARTIAL_NORMS:
+            raise UserError(f"partial reads support feature norm {' or '.join(PARTIAL_NORMS)}, not '{norm}'; "
+                            "set train.partial_reads=false")
         self.list = train_list
         self.crop = int(crop_frames)
         self.norm = norm
         self.cache: dict[int, np.ndarray] | None = {} if cache else None
+        self.table = table
+        self._fds: dict[int, int] = {}
+        self._fd_pid = -1
 
     def __len__(self) -> int:
         return len(self.list)
@@ -157,15 +173,62 @@ class CropDataset(Dataset):
             self.cache[i] = mat
         return mat
 
+    def _check_offset(self, i: int, offset: int, t: int) -> None:
+        if offset < 0 or (t >= self.crop and offset + self.crop > t) or (t < self.crop and offset != 0):
+            raise UserError(f"crop of {self.crop} frames from frame {offset} is beyond utterance "
+                            f"'{self.list.utts[i]}' ({t} frames, {self.list.feats[i]}); the training list "
+                            "does not match the features: re-run steps/prepare_lists.sh")
+
     def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, int]:
         i, offset = item
+        if self.table is not None:
+            return self._partial_crop(i, offset), int(self.list.labels[i])
         feats = normalize_features(torch.from_numpy(self._load(i)), mode=self.norm)
         t = feats.shape[0]
+        self._check_offset(i, offset, t)
         if t >= self.crop:
             crop = feats[offset:offset + self.crop]
         else:  # shorter than the crop: repeat the utterance until it fills the crop
             crop = feats[torch.arange(self.crop) % t]
         return crop.contiguous(), int(self.list.labels[i])
+
+    def _fd(self, file_index: int) -> int:
+        """An open descriptor of an ark, per process (DataLoader workers must not share file offsets)."""
+        if self._fd_pid != os.getpid():
+            self._fds, self._fd_pid = {}, os.getpid()
+        fd = self._fds.get(file_index)
+        if fd is None:
+            path = self.table.arks[file_index]  # type: ignore[union-attr]
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError as e:
+                raise UserError(f"cannot open {path}: {e.strerror}; re-run the feature stage") from None
+            self._fds[file_index] = fd
+        return fd
+
+    def _partial_crop(self, i: int, offset: int) -> torch.Tensor:
+        table = self.table
+        assert table is not None
+        layout = table.layout(i)
+        t = layout.rows
+        self._check_offset(i, offset, t)
+        what = f"{table.arks[table.file_index[i]]} (utterance '{self.list.utts[i]}')"
+        stop = offset + self.crop if t >= self.crop else t
+        x = torch.from_numpy(read_rows(self._fd(int(table.file_index[i])), layout, offset, stop, what))
+        if self.norm == "cmn":
+            x = x - torch.from_numpy(table.mean[i])
+        if t < self.crop:
+            x = x[torch.arange(self.crop) % t]
+        return x.contiguous()
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_fds"], state["_fd_pid"] = {}, -1  # descriptors do not travel to spawned workers
+        return state
+
+
+#: Feature normalisations the partial-read path reproduces exactly.
+PARTIAL_NORMS = ("cmn", "none")
 
 
 def collate_crops(batch: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -42,6 +42,7 @@ from dmha.common.fileio import atomic_open, read_kv
 from dmha.config import config_diff, save_config
 from dmha.data.trials import read_trials
 from dmha.embed.batched import embed_feature_list
+from dmha.features.cmn_table import CmnTable, load_tables, missing_tables
 from dmha.models.precision import bf16_autocast, describe, resolve_bf16
 from dmha.scoring.cosine import cosine_scores
 from dmha.scoring.metrics import compute_metrics
@@ -49,8 +50,10 @@ from dmha.training.averaging import prune_snapshots, snapshot_path
 from dmha.training.checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
 from dmha.training.curves import plot_training_curves
 from dmha.training.dataset import (
+    PARTIAL_NORMS,
     CropDataset,
     ScpFeatures,
+    TrainList,
     check_batch_split,
     collate_crops,
     epoch_plan,
@@ -259,7 +262,8 @@ def _train(cfg: dict, lists_dir: Path, exp_dir: Path, info: DistInfo) -> TrainOu
             net, device_ids=[device.index] if device.type == "cuda" else None)
     val_set = ValidationSet(lists_dir) if info.is_main else None
     dataset = CropDataset(train_list, tcfg["crop_frames"], norm=cfg["features"]["norm"],
-                          cache=tcfg["cache_feats"])
+                          cache=tcfg["cache_feats"],
+                          table=partial_read_table(tcfg, cfg["features"]["norm"], train_list))
     autocast = bf16_autocast(resolve_bf16(tcfg["bf16"], device), device)
     log.info("precision: %s", describe(tcfg["bf16"], device))
     accum = tcfg["grad_accum"]
@@ -329,6 +333,31 @@ def _train(cfg: dict, lists_dir: Path, exp_dir: Path, info: DistInfo) -> TrainOu
              state["epoch"], "early stop" if state["stopped_early"] else "max_epochs", state["best_eer"],
              state["best_epoch"], exp_dir / BEST)
     return TrainOutcome(state, net)
+
+
+def partial_read_table(tcfg: dict, norm: str, train_list: TrainList) -> CmnTable | None:
+    """The CMN side tables for partial reads, or None for whole-utterance reads (``train.partial_reads``).
+
+    ``auto`` uses them when every ark has one (and the features are neither cached nor CMVN'd); a table
+    that exists but does not match its archive is an error either way, found here, before training.
+    """
+    setting = tcfg["partial_reads"]
+    if setting is False or setting == "false":
+        return None
+    if setting == "auto":
+        why = ("train.cache_feats is on" if tcfg["cache_feats"] else
+               f"feature norm '{norm}' needs the whole utterance" if norm not in PARTIAL_NORMS else None)
+        missing = [] if why else missing_tables(train_list.feats)
+        if why or missing:
+            log.info("data: whole-utterance reads (%s)",
+                     why or f"no CMN side table such as {missing[0]}; "
+                     "python -m dmha.bin.cmn_stats writes them")
+            return None
+    elif tcfg["cache_feats"]:
+        raise UserError("train.partial_reads=true and train.cache_feats=true exclude each other; drop one")
+    table = load_tables(train_list.utts, train_list.feats, train_list.num_frames)
+    log.info("data: partial reads (only each crop's rows; CMN means from %d side tables)", len(table.arks))
+    return table
 
 
 def _worker_init(worker_id: int) -> None:
