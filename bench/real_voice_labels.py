@@ -50,7 +50,10 @@ def cosine_report(emb: np.ndarray, labels: list[str]) -> list[str]:
     counts = {n: int((lab == n).sum()) for n in names}
     cent = np.stack([sums[n] / np.linalg.norm(sums[n]) for n in names])
     cc = cent @ cent.T
-    lines = [f"{'label':<22} {'n':>3} {'within':>6} {'nearest':<22} {'cos':>5}  {'utt->other':>10}"]
+    from sklearn.cluster import KMeans
+
+    lines = [f"{'label':<22} {'n':>3} {'within':>6} {'nearest':<22} {'cos':>5}  {'utt->other':>10}  "
+             "2-means (sizes, centroid cos)"]
     for i, n in enumerate(names):
         idx = np.where(lab == n)[0]
         if counts[n] >= 2:
@@ -64,7 +67,15 @@ def cosine_report(emb: np.ndarray, labels: list[str]) -> list[str]:
         j = int(np.argmax(row))
         # mean cosine of this label's clips to the nearest other centroid: compare with "within"
         other = float(np.mean(x[idx] @ cent[j]))
-        lines.append(f"{n:<22} {counts[n]:>3} {within:>6.3f} {names[j]:<22} {row[j]:>5.3f}  {other:>10.3f}")
+        # two voices under one label show as two clusters of several clips with a low centroid cosine
+        two = ""
+        if counts[n] >= 6:
+            km = KMeans(2, n_init=10, random_state=0).fit(x[idx])
+            c2 = [x[idx][km.labels_ == k].mean(0) for k in (0, 1)]
+            cos2 = float(c2[0] @ c2[1] / np.linalg.norm(c2[0]) / np.linalg.norm(c2[1]))
+            two = f"{np.bincount(km.labels_).tolist()} {cos2:.3f}"
+        lines.append(f"{n:<22} {counts[n]:>3} {within:>6.3f} {names[j]:<22} {row[j]:>5.3f}  "
+                     f"{other:>10.3f}  {two}")
     lines.append("")
     lines.append("closest centroid pairs:")
     pairs = [(cc[i, j], names[i], names[j]) for i in range(len(names)) for j in range(i + 1, len(names))]

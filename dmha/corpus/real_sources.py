@@ -222,20 +222,23 @@ def iter_labels(clips: list[Clip]) -> Iterator[tuple[str, list[Clip]]]:
 
 # raw label -> speaker id; a raw label that is absent (or None) is left out. Checked with
 # bench/real_voice_labels.py (Resemblyzer, 16 clips per raw label; figures in the README corpus section):
-# every kept label is one tight voice (split-half centroid cosine 0.94-0.99) and no two kept labels
-# reach each other's split-half level. Left out: Drascula S and F (the same audio in both languages,
-# not one voice: split-half 0.81), Drascula "Dblind" (d58+ files: several talk functions share the
-# numbering; nearest other label 0.90-0.92), Spanish Igor (0.90 to Spanish Von Braun: maybe one
-# actor), Tux Paint lt/nl/ml and Kajongg Wolfgang/untagged (too few clips of >= 1.5 s).
+# every kept label is one tight voice (split-half centroid cosine 0.94-0.99, no 2-means sub-cluster
+# of several clips below 0.80) and no two kept labels reach each other's split-half level. Left out:
+# Tux Paint fr (a second voice: 2-means splits 40/8 clips with centroid cosine 0.61), Drascula S and F
+# (the same audio in both languages, not one voice: split-half 0.81), Drascula D and "Dblind" (the
+# engine's d<n> files serve Drascula, the blind man, the bartender and the trunk; English D splits
+# 14/2 at 0.67), Spanish Igor (0.90 to Spanish Von Braun: maybe one actor), Tux Paint lt/nl/ml and
+# Kajongg Wolfgang/untagged (too few clips of >= 1.5 s).
 # UQM: actors voice several races (public credits), and the processed alien voices are not separable
 # by the peer (race centroids of one credited actor 0.79-0.83, of different actors 0.75-0.79, up to
 # 0.915). So each credited actor contributes ONE race (or the race pair the peer confirms as one voice),
-# and races without a credit are left out: one person never appears under two ids.
-_TUX_KEPT = ("be", "bg", "ca", "da", "el", "es", "fr", "ro", "ru")
-_DRASCULA_KEPT = {"en": ("john", "D", "VB", "I", "L", "T", "BJ", "E", "P", "B"),
-                  "es": ("john", "D", "VB", "L", "T", "BJ", "E", "P", "B")}
+# and races without a credit are left out: one person never appears under two ids. (Zee: urquan, not
+# the larger melnorme folder, whose clips split 14/2 at 0.60.)
+_TUX_KEPT = ("be", "bg", "ca", "da", "el", "es", "ro", "ru")
+_DRASCULA_KEPT = {"en": ("john", "VB", "I", "L", "T", "BJ", "E", "P", "B"),
+                  "es": ("john", "VB", "L", "T", "BJ", "E", "P", "B")}
 _UQM_ACTOR = {"druuge": "betz", "spathi": "bryce", "safeones": "bryce", "pkunk": "johnson",
-              "talkingpet": "reiche", "vux": "wild", "melnorme": "zee",
+              "talkingpet": "reiche", "vux": "wild", "urquan": "zee",
               "commander": "cmdr", "starbase": "cmdr"}
 LABEL_MAP: dict[str, str | None] = {
     "festru-nsh": "festru-nsh",
