@@ -220,3 +220,24 @@ def test_add_real_voices_extends_train_and_val_and_writes_real2_test(share, tmp_
     assert not (data / "mini_train/trials").exists()
     assert stats["real2_test"]["speakers"] == 2
     assert read_kv(data / "mini_train/wav.scp")["us1-0001"] == "/x/us1-0001.wav"  # synthetic rows kept
+
+
+def test_print_packages_adds_the_real_voice_packages_only_for_version_5(capsys):
+    from dmha.bin import make_mini_corpus as cli
+
+    cli.main(["--print-packages", "--voices", "us1", "--real-test", "false", "data"])
+    assert capsys.readouterr().out.split() == ["mbrola-us1"]
+    cli.main(["--print-packages", "--voices", "us1", "--real-test", "false", "--real-voices", "true", "data"])
+    assert capsys.readouterr().out.split() == ["mbrola-us1", *real_sources.PACKAGES]
+
+
+@pytest.mark.parametrize("opts,expected", [
+    ("", "mini_test real_test"),
+    ("--voices us1 --real-voices true", "mini_test real_test real2_test"),
+    ("--real-voices false", "mini_test real_test")])
+def test_mini_recipe_scores_real2_test_only_with_real_voices(opts, expected):
+    import subprocess
+
+    out = subprocess.run(["bash", "-c", f'mini_opts="{opts}"; . egs/mini/corpus.sh; echo "$test_sets"'],
+                         cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == expected
