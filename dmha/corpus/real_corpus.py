@@ -10,6 +10,7 @@ The clips are used as recorded (no augmentation): they already vary in room, mic
 
 from __future__ import annotations
 
+import logging
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ import numpy as np
 from dmha.common.errors import UserError
 from dmha.corpus.real_sources import LABEL_MAP, Clip, read_clip
 from dmha.corpus.synth import SAMPLE_RATE
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -138,5 +141,9 @@ def build_real(share: Path, clips: list[Clip], seed: int, cfg: RealConfig, wav_d
     results = pool_map(_speaker_pieces, tasks, nj, "real voices")
     rows = {t[1]: r[0] for t, r in zip(tasks, results) if len(r[0]) >= cfg.min_utts}
     sexes = {t[1]: r[1] for t, r in zip(tasks, results) if t[1] in rows}
+    for t, r in zip(tasks, results):
+        if t[1] not in rows:
+            log.warning("real speaker %s left out: %d pieces of %.1f-%.1f s (< %d)", t[1], len(r[0]),
+                        cfg.min_dur, cfg.max_dur, cfg.min_utts)
     split = split_real_speakers(sorted(rows), seed, cfg.n_val, cfg.n_test)
     return split, rows, sexes
