@@ -83,7 +83,7 @@ def add_real_voices(args: argparse.Namespace, data_dir: Path, audio_dir: Path, d
     share = dl / "real/usr/share"
     cfg = RealConfig(max_utts=args.real_train_utts, min_utts=args.real_min_utts,
                      n_val=args.n_real_val, n_test=args.n_real_test)
-    clips = real_sources.list_clips(share, list(real_sources.LISTERS))
+    clips = real_sources.list_clips(share, list(real_sources.PACKAGES))
     split, rows, sexes = build_real(share, clips, args.seed, cfg, audio_dir / "realv", write_wav, _pool_map,
                                     args.nj)
     log.info("real speakers: train %d, val %d, test %d: test=%s val=%s", len(split["train"]),

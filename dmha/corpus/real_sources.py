@@ -26,14 +26,15 @@ import soundfile as sf
 from dmha.common.errors import UserError
 from dmha.corpus.synth import to_16k
 
-# Debian package -> licence, as stated in the package's copyright file (README table).
+# Debian packages the corpus fetches -> licence, as stated in the package's copyright file (README).
+# Kajongg (GPL-2+) is listed by list_kajongg for the label check but not fetched: its clips are tile
+# names of about 1 s, and no Kajongg speaker reaches 10 pieces of >= 1.5 s.
 PACKAGES = {
-    "festvox-ru": "festvox-ru: free for any use incl. commercial (Festvox/MSU licence, see its copyright)",
+    "festvox-ru": "BSD-like (Nickolay V. Shmyrev 2005; use, modify, sell permitted)",
     "tuxpaint-stamps-default": "GPL-2+",
-    "drascula": "Drascula freeware licence (free redistribution, no sale)",
-    "drascula-spanish": "Drascula freeware licence (free redistribution, no sale)",
-    "kajongg": "GPL-2+",
-    "uqm-voice": "CC BY-NC-SA 2.5 (non-commercial)",
+    "drascula": "Drascula licence (free distribution and modification; no fee for the game itself)",
+    "drascula-spanish": "Drascula licence (free distribution and modification; no fee for the game itself)",
+    "uqm-voice": "CC BY-NC-SA 2.5 (non-commercial, share-alike)",
 }
 
 DRASCULA_HEADER = 32
@@ -162,7 +163,7 @@ LISTERS = {
 }
 
 
-def list_clips(share: Path, packages: list[str]) -> list[Clip]:
+def list_clips(share: Path, packages: list[str] | dict[str, str]) -> list[Clip]:
     """All clips of the given packages (drascula-spanish goes with drascula), sorted by path."""
     out: list[Clip] = []
     for pkg in packages:
