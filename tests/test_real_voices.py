@@ -18,7 +18,7 @@ import soundfile as sf
 from dmha.common.errors import UserError
 from dmha.common.fileio import read_kv
 from dmha.corpus import real_corpus, real_sources
-from dmha.corpus.mini import _pool_map, write_set, write_wav
+from dmha.corpus.mini import pool_map, write_set, write_wav
 from dmha.corpus.real_corpus import RealConfig, build_real, cut_pieces, estimate_sex, split_real_speakers
 
 SR = 16000
@@ -179,7 +179,7 @@ def test_build_real_is_the_same_for_any_nj(share, tmp_path):
     out = {}
     for nj in (1, 2):
         wav_dir = tmp_path / f"nj{nj}"
-        split, rows, sexes = build_real(share, clips, 7, cfg, wav_dir, write_wav, _pool_map, nj, MAP)
+        split, rows, sexes = build_real(share, clips, 7, cfg, wav_dir, write_wav, pool_map, nj, MAP)
         out[nj] = (split, {s: [(u, Path(p).name, d, src) for u, p, d, src in r] for s, r in rows.items()},
                    sexes, _digest(wav_dir))
     assert out[1] == out[2]

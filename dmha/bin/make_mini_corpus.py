@@ -16,7 +16,7 @@ from dmha.bin._cli import run_main
 from dmha.common.errors import UserError
 from dmha.common.fileio import read_kv, write_kv
 from dmha.corpus import asterisk, real_sources
-from dmha.corpus.mini import SynthConfig, _pool_map, build_synthetic, summarize, write_set, write_wav
+from dmha.corpus.mini import SynthConfig, build_synthetic, pool_map, summarize, write_set, write_wav
 from dmha.corpus.real_corpus import RealConfig, build_real
 from dmha.corpus.synth import setup_espeak
 from dmha.corpus.voices import select_voices, split_speakers
@@ -84,7 +84,7 @@ def add_real_voices(args: argparse.Namespace, data_dir: Path, audio_dir: Path, d
     cfg = RealConfig(max_utts=args.real_train_utts, min_utts=args.real_min_utts,
                      n_val=args.n_real_val, n_test=args.n_real_test)
     clips = real_sources.list_clips(share, list(real_sources.PACKAGES))
-    split, rows, sexes = build_real(share, clips, args.seed, cfg, audio_dir / "realv", write_wav, _pool_map,
+    split, rows, sexes = build_real(share, clips, args.seed, cfg, audio_dir / "realv", write_wav, pool_map,
                                     args.nj)
     log.info("real speakers: train %d, val %d, test %d: test=%s val=%s", len(split["train"]),
              len(split["val"]), len(split["test"]), ",".join(split["test"]), ",".join(split["val"]))
