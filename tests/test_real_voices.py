@@ -241,3 +241,25 @@ def test_mini_recipe_scores_real2_test_only_with_real_voices(opts, expected):
     out = subprocess.run(["bash", "-c", f'mini_opts="{opts}"; . egs/mini/corpus.sh; echo "$test_sets"'],
                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == expected
+
+
+def test_label_report_flags_a_label_that_holds_two_voices():
+    """bench/real_voice_labels.py's report: one-voice labels split into close halves; a two-voice label
+    splits into two groups of several clips with a low sub-centroid cosine."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "real_voice_labels", Path(__file__).resolve().parents[1] / "bench/real_voice_labels.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((3, 64))
+    emb = [base[0] + 0.3 * rng.standard_normal(64) for _ in range(12)]
+    emb += [base[1] + 0.3 * rng.standard_normal(64) for _ in range(12)]
+    emb += [base[k] + 0.3 * rng.standard_normal(64) for k in (1,) * 6 + (2,) * 6]   # "mixed": two voices
+    labels = ["one"] * 12 + ["two"] * 12 + ["mixed"] * 12
+    rows = {line.split()[0]: line for line in mod.cosine_report(np.array(emb), labels)[1:4]}
+    two_means_cos = {k: float(v.split()[-1]) for k, v in rows.items()}
+    assert two_means_cos["one"] > 0.8 and two_means_cos["two"] > 0.8
+    assert two_means_cos["mixed"] < 0.3
+    assert "[6, 6]" in rows["mixed"]
