@@ -36,9 +36,10 @@ Options:
   --n-val N              validation speakers (default 6% of the voices)
   --real-test BOOL       build real_test from the Asterisk prompts (default $real_test)
   --real-max-utts N      prompts per real speaker (default $real_max_utts)
-  --real-voices BOOL     mini corpus version 5: add recorded human voices (Tux Paint, Drascula, festvox-ru,
-                         Kajongg, UQM; labels checked, see README) to mini_train and mini_val, and build
-                         real2_test from other real speakers (default $real_voices)
+  --real-voices BOOL     mini corpus version 5: add recorded human voices (festvox-ru, Tux Paint, Drascula,
+                         UQM; ~490 MB of packages; labels checked, see README; UQM is non-commercial) to
+                         mini_train and mini_val, and build real2_test from other real speakers
+                         (default $real_voices)
   --real-train-utts N    pieces (1.5-8 s) per real speaker (default $real_train_utts)
   --n-real-val N         real validation speakers, 0 or >= 2 (default $n_real_val)
   --n-real-test N        real2_test speakers, 0 or >= 2 (default $n_real_test)
