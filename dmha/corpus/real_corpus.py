@@ -87,7 +87,9 @@ def split_real_speakers(speakers: list[str], seed: int, n_val: int, n_test: int)
 def estimate_sex(waves: list[np.ndarray], sr: int = SAMPLE_RATE, threshold_hz: float = 165.0) -> str:
     """'m' or 'f' from the median F0 of voiced frames (autocorrelation, 60-400 Hz): an estimate.
 
-    Only spk2gender needs it (Kaldi data dir convention); nothing in training reads it.
+    Only spk2gender needs it (Kaldi data dir convention); nothing in training reads it. Unreliable for
+    acted voices (Drascula's John, median F0 ~210 Hz, comes out 'f'): a table of known sexes would
+    be better.
     """
     f0s = []
     frame = int(0.04 * sr)
