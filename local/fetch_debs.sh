@@ -166,7 +166,13 @@ fi
 for p in "${fetch[@]}"; do
   [ -f "$stamp_dir/$p" ] && continue
   deb=$(compgen -G "$deb_dir/${p}_*.deb" | sort | tail -n 1)
-  dpkg -x "$deb" "$extract_dir"
+  if ! dpkg -x "$deb" "$extract_dir"; then
+    # A truncated or damaged download: remove it so that a rerun fetches it again.
+    rm -f "$deb"
+    echo "$0: ERROR: cannot unpack $deb (truncated or damaged download of '$p'); it was removed," \
+         "rerun to download it again" >&2
+    exit 1
+  fi
   basename "$deb" > "$stamp_dir/$p"   # written last: the package is complete
   $keep_debs || rm -f "$deb"
 done

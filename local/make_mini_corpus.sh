@@ -18,6 +18,10 @@ n_test=                # test speakers (empty: 20% of the voices)
 n_val=                 # validation speakers (empty: 6% of the voices)
 real_test=true         # also build real_test from the Asterisk prompts
 real_max_utts=60       # prompts per real speaker
+real_voices=false      # mini corpus version 5: recorded human voices in train/val + real2_test
+real_train_utts=100    # pieces of real speech per real speaker (version 5)
+n_real_val=6           # real validation speakers (version 5)
+n_real_test=8          # real2_test speakers (version 5)
 download_dir=downloads
 
 help_message="Usage: $0 [options] <data-dir>
@@ -32,6 +36,13 @@ Options:
   --n-val N              validation speakers (default 6% of the voices)
   --real-test BOOL       build real_test from the Asterisk prompts (default $real_test)
   --real-max-utts N      prompts per real speaker (default $real_max_utts)
+  --real-voices BOOL     mini corpus version 5: add recorded human voices (festvox-ru, Tux Paint, Drascula,
+                         UQM; ~490 MB of packages; labels checked, see README; UQM is non-commercial) to
+                         mini_train and mini_val, and build real2_test from other real speakers
+                         (default $real_voices)
+  --real-train-utts N    pieces (1.5-8 s) per real speaker (default $real_train_utts)
+  --n-real-val N         real validation speakers, 0 or >= 2 (default $n_real_val)
+  --n-real-test N        real2_test speakers, 0 or >= 2 (default $n_real_test)
   --download-dir DIR     cache of fetched Debian packages (default $download_dir)
 Needs Debian's apt (apt-get, dpkg) the first time, to fetch espeak-ng/mbrola (when not installed), the
 mbrola-* voices and the Asterisk prompt packages without installing them (local/fetch_debs.sh).
@@ -52,8 +63,14 @@ utils_dir=$local_dir/../utils
 sets="mini_train mini_test"
 [ -n "$n_val" ] && [ "$n_val" -eq 0 ] || sets="$sets mini_val"
 $real_test && sets="$sets real_test"
-params="version=4 seed=$seed voices=$voices utts_per_spk=$utts_per_spk n_test=$n_test n_val=$n_val"
+version=4
+if $real_voices; then
+  version=5
+  [ "$n_real_test" -gt 0 ] && sets="$sets real2_test"
+fi
+params="version=$version seed=$seed voices=$voices utts_per_spk=$utts_per_spk n_test=$n_test n_val=$n_val"
 params="$params real_test=$real_test real_max_utts=$real_max_utts"
+$real_voices && params="$params real_train_utts=$real_train_utts n_real_val=$n_real_val n_real_test=$n_real_test"
 stamp=$data/.mini_corpus.done
 summary=$data/mini_audio/summary.txt
 
@@ -69,7 +86,8 @@ fi
 
 # Anything from an earlier or interrupted build goes: a partial corpus must never look complete.
 rm -f "$stamp"
-rm -rf "$data/mini_train" "$data/mini_val" "$data/mini_test" "$data/real_test" "$data/mini_audio"
+rm -rf "$data/mini_train" "$data/mini_val" "$data/mini_test" "$data/real_test" "$data/real2_test" \
+  "$data/mini_audio"
 mkdir -p "$data/mini_audio"
 
 # --- fetch what is missing (cached in $download_dir; nothing is installed) ----------------------
@@ -80,20 +98,29 @@ if [ ${#tools[@]} -gt 0 ]; then
   "$local_dir/fetch_debs.sh" --with-deps true "$download_dir/tools" "${tools[@]}"
 fi
 mapfile -t pkgs < <(python -m dmha.bin.make_mini_corpus --print-packages --voices "$voices" \
-                      --real-test "$real_test" "$data")
-voice_pkgs=(); prompt_pkgs=()
+                      --real-test "$real_test" --real-voices "$real_voices" "$data")
+voice_pkgs=(); prompt_pkgs=(); real_pkgs=()
 for p in "${pkgs[@]}"; do
   case "$p" in
     mbrola-*) voice_pkgs+=("$p") ;;
-    *) prompt_pkgs+=("$p") ;;
+    asterisk-*) prompt_pkgs+=("$p") ;;
+    *) real_pkgs+=("$p") ;;
   esac
 done
 "$local_dir/fetch_debs.sh" "$download_dir/mbrola" "${voice_pkgs[@]}"
 [ ${#prompt_pkgs[@]} -gt 0 ] && "$local_dir/fetch_debs.sh" "$download_dir/asterisk" "${prompt_pkgs[@]}"
+if [ ${#real_pkgs[@]} -gt 0 ]; then
+  t_fetch=$(date +%s)
+  # A package that cannot be fetched or unpacked stops the build here (fetch_debs.sh names it); no
+  # stamp is written, so nothing half-built looks complete.
+  "$local_dir/fetch_debs.sh" "$download_dir/real" "${real_pkgs[@]}"
+  echo "$0: real-voice packages ready in $(( $(date +%s) - t_fetch )) s" >&2
+fi
 
 # --- build ---------------------------------------------------------------------------------------
 opts=(--seed "$seed" --nj "$nj" --voices "$voices" --utts-per-spk "$utts_per_spk" --real-test "$real_test"
-      --real-max-utts "$real_max_utts" --download-dir "$download_dir")
+      --real-max-utts "$real_max_utts" --download-dir "$download_dir" --real-voices "$real_voices"
+      --real-train-utts "$real_train_utts" --n-real-val "$n_real_val" --n-real-test "$n_real_test")
 [ -n "$n_test" ] && opts+=(--n-test "$n_test")
 [ -n "$n_val" ] && opts+=(--n-val "$n_val")
 python -m dmha.bin.make_mini_corpus "${opts[@]}" "$data" > "$summary.tmp"

@@ -14,9 +14,10 @@ from pathlib import Path
 
 from dmha.bin._cli import run_main
 from dmha.common.errors import UserError
-from dmha.common.fileio import write_kv
-from dmha.corpus import asterisk
-from dmha.corpus.mini import SynthConfig, build_synthetic, summarize, write_set, write_wav
+from dmha.common.fileio import read_kv, write_kv
+from dmha.corpus import asterisk, real_sources
+from dmha.corpus.mini import SynthConfig, build_synthetic, pool_map, summarize, write_set, write_wav
+from dmha.corpus.real_corpus import RealConfig, build_real
 from dmha.corpus.synth import setup_espeak
 from dmha.corpus.voices import select_voices, split_speakers
 from dmha.data.trials import make_trials
@@ -55,6 +56,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="also build real_test from the Asterisk prompts (default true)")
     p.add_argument("--real-max-utts", type=int, default=60, help="prompts per real speaker (default 60)")
     p.add_argument("--real-min-dur", type=float, default=1.5, help="shortest prompt kept, s (default 1.5)")
+    p.add_argument("--real-voices", choices=("true", "false"), default="false",
+                   help="mini corpus version 5: add recorded human voices from Debian packages to train and "
+                        "validation, and a new test set real2_test (default false)")
+    p.add_argument("--real-train-utts", type=int, default=100,
+                   help="pieces of real speech per real speaker (default 100)")
+    p.add_argument("--real-min-utts", type=int, default=10,
+                   help="a real speaker with fewer usable pieces is left out (default 10)")
+    p.add_argument("--n-real-val", type=int, default=6, help="real validation speakers (default 6)")
+    p.add_argument("--n-real-test", type=int, default=8, help="real2_test speakers (default 8)")
     p.add_argument("--print-packages", action="store_true",
                    help="print the Debian packages needed for --voices (and --real-test) and exit")
     return p.parse_args(argv)
@@ -67,12 +77,47 @@ def _report(stats: dict[str, dict]) -> None:
               f"{st.get('target', '-'):>8} {st.get('nontarget', '-'):>10}")
 
 
+def add_real_voices(args: argparse.Namespace, data_dir: Path, audio_dir: Path, dl: Path,
+                    stats: dict[str, dict]) -> None:
+    """Version 5: real speakers join mini_train and mini_val (rewritten) and form real2_test."""
+    share = dl / "real/usr/share"
+    cfg = RealConfig(max_utts=args.real_train_utts, min_utts=args.real_min_utts,
+                     n_val=args.n_real_val, n_test=args.n_real_test)
+    clips = real_sources.list_clips(share, list(real_sources.PACKAGES))
+    split, rows, sexes = build_real(share, clips, args.seed, cfg, audio_dir / "realv", write_wav, pool_map,
+                                    args.nj)
+    log.info("real speakers: train %d, val %d, test %d: test=%s val=%s", len(split["train"]),
+             len(split["val"]), len(split["test"]), ",".join(split["test"]), ",".join(split["val"]))
+    write_kv(audio_dir / "real_speaker_split", {p: " ".join(s) for p, s in split.items()}, sort=False)
+    write_kv(audio_dir / "realv.sources", {u: src for r in rows.values() for u, _, _, src in r})
+    for part, name in (("train", "mini_train"), ("val", "mini_val"), ("test", "real2_test")):
+        spks = split[part]
+        if not spks:
+            continue
+        utt2wav, utt2spk, utt2dur, spk2gender = {}, {}, {}, {}
+        if name != "real2_test" and (data_dir / name / "wav.scp").is_file():
+            utt2wav = read_kv(data_dir / name / "wav.scp")
+            utt2spk = read_kv(data_dir / name / "utt2spk")
+            utt2dur = {u: float(d) for u, d in read_kv(data_dir / name / "utt2dur").items()}
+            spk2gender = read_kv(data_dir / name / "spk2gender")
+        for s in spks:
+            for uid, path, dur, _ in rows[s]:
+                utt2wav[uid], utt2spk[uid], utt2dur[uid] = path, s, dur
+            spk2gender[s] = sexes[s]
+        trials = None
+        if part != "train":
+            trials = make_trials(utt2spk, args.nontarget_ratio, min_trials=args.min_trials, seed=args.seed)
+        write_set(data_dir / name, utt2wav, utt2spk, utt2dur, spk2gender, trials)
+        stats[name] = summarize(utt2spk, utt2dur, trials)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     names = [v for v in args.voices.replace(",", " ").split() if v]
     voices = select_voices(names)
     if args.print_packages:
         pkgs = [v.package for v in voices] + (list(asterisk.PACKAGES) if args.real_test == "true" else [])
+        pkgs += list(real_sources.PACKAGES) if args.real_voices == "true" else []
         print("\n".join(pkgs))
         return 0
     lo, hi = _range(args.utts_per_spk)
@@ -96,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
                             {"train": "mini_train", "val": "mini_val", "test": "mini_test"},
                             args.nontarget_ratio, args.min_trials)
     log.info("synthetic sets done in %.0f s", time.time() - t0)
+    if args.real_voices == "true":
+        t1 = time.time()
+        add_real_voices(args, data_dir, audio_dir, dl, stats)
+        log.info("real voices done in %.0f s", time.time() - t1)
     if args.real_test == "true":
         sounds = dl / "asterisk/usr/share/asterisk/sounds"
         files = asterisk.collect(sounds, args.seed, args.real_max_utts, args.real_min_dur)

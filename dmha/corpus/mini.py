@@ -185,7 +185,7 @@ def _augment_speaker(args: tuple) -> list[tuple[str, str, float, str]]:
 
 # --- the whole build -----------------------------------------------------------------------------
 
-def _pool_map(fn, tasks: list, nj: int, what: str) -> list:
+def pool_map(fn, tasks: list, nj: int, what: str) -> list:
     """Run ``fn`` over ``tasks`` in ``nj`` processes (results in task order), logging progress."""
     out = []
     if nj <= 1 or len(tasks) <= 1:
@@ -225,7 +225,7 @@ def build_synthetic(espeak: Espeak, voices: list[Voice], split: dict[str, list[s
     by_db = {v.db: v for v in voices}
     clean_dir, wav_dir = audio_dir / "clean", audio_dir / "wav"
     tasks = [(espeak, by_db[db], seed, cfg, clean_dir) for db in sorted(by_db)]
-    clean = dict(zip(sorted(by_db), _pool_map(_synth_speaker, tasks, nj, "synthesis")))
+    clean = dict(zip(sorted(by_db), pool_map(_synth_speaker, tasks, nj, "synthesis")))
     write_kv(audio_dir / "utt2text", {uid: text for rows in clean.values() for uid, _, _, text in rows})
 
     aug_tasks = []
@@ -233,7 +233,7 @@ def build_synthetic(espeak: Espeak, voices: list[Voice], split: dict[str, list[s
         for spk in spks:
             pool = [p for other in spks if other != spk for _, p, _, _ in clean[other]]
             aug_tasks.append((spk, [(uid, p) for uid, p, _, _ in clean[spk]], seed, cfg, wav_dir, pool))
-    aug_rows = _pool_map(_augment_speaker, aug_tasks, nj, "augmentation")
+    aug_rows = pool_map(_augment_speaker, aug_tasks, nj, "augmentation")
     final = {t[0]: rows for t, rows in zip(aug_tasks, aug_rows)}
     write_kv(audio_dir / "utt2aug", {uid: d for rows in final.values() for uid, _, _, d in rows})
 

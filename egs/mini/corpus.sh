@@ -1,9 +1,14 @@
 # egs/mini/corpus.sh — the embedded default corpus "mini" (sourced by run.sh after option parsing).
 # Synthetic voices (MBROLA databases driven by espeak-ng, one real person each) with noise and reverb,
-# plus real telephone speech (Asterisk prompts) as a cross-domain test. Built by stage 0.
+# plus real telephone speech (Asterisk prompts) as a cross-domain test; with --real-voices true (version 5)
+# recorded human voices from Debian packages in training/validation and a test set real2_test. Stage 0.
 train_set=mini_train
 val_set=mini_val
 test_sets="mini_test real_test"
+# Corpus version 5 (--mini-opts "--real-voices true") adds real speakers to train/val and a real2_test.
+case " ${mini_opts:-} " in
+  *" --real-voices true "*) test_sets="$test_sets real2_test" ;;
+esac
 default_config=egs/mini/conf/dmha.yaml
 
 prepare_corpus() {
