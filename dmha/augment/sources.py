@@ -25,8 +25,11 @@ RIR_ROOMS = ("smallroom", "mediumroom")
 
 
 def find_audio(root: str | os.PathLike, what: str) -> list[str]:
-    """Sorted paths of the sound files under ``root`` (recursive); UserError if none or no folder."""
-    root = Path(root)
+    """Sorted absolute paths of the sound files under ``root`` (recursive); UserError if none or no folder.
+
+    Absolute, because they are written into wav.scp lines that may be read from another directory.
+    """
+    root = Path(os.path.abspath(root))
     if not root.is_dir():
         raise UserError(f"{what} {root}: folder not found")
     out = sorted(str(p) for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
