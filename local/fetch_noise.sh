@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # local/fetch_noise.sh — real noise and music for the augmented copies, from Debian main, fetched once.
-#   lincity-ng-data (GPL-2+): 141 sound effects (500 s; city, traffic, machines)  -> noise
+#   lincity-ng-data (GPL-2+, the whole package): 141 sound effects (500 s)         -> noise
 #                             3 music tracks (563 s)                               -> music
-#   sonic-pi-samples (MIT):   165 instrument samples and loops (324 s)             -> music
+#   sonic-pi-samples (CC0 samples from freesound.org, see its copyright): 165 samples and loops (324 s) -> music
 # Prints the options of steps/augment_data_dir.sh that use them (run.sh --aug-real-noise true does this).
 set -euo pipefail
 
