@@ -3,9 +3,12 @@
 #
 # Stages (each reads and writes files under data/ and exp/ only):
 #   0  data prep      -> data/<set>/{wav.scp,utt2spk,spk2utt}, data/<test>/trials
-#   1  features       -> data/<set>/{feats.scp,utt2num_frames} + fbank/*.ark  (log-mel, --nj jobs)
+#   1  features       -> data/<set>/{feats.scp,utt2num_frames} + fbank/*.ark  (log-mel, --nj jobs);
+#                        with --speed-perturb / --augment also the copies of the training set and the
+#                        combined training set data/<train>[_sp][_aug] (all off by default)
 #   2  training lists -> data/<train>/lists/ (speaker map, length filter, validation trials)
-#   3  training       -> exp/<name>/ (config.yaml, checkpoints, train.log, best model)
+#   3  training       -> exp/<name>/ (config.yaml, checkpoints, train.log, best model);
+#                        with --lm-finetune also exp/<name>_lmft (large-margin fine-tuning, off by default)
 #   4  embeddings     -> exp/<name>/embeddings/<set>/xvector.{ark,scp}
 #   5  scoring        -> exp/<name>/scores/<set>.score, exp/<name>/results, DET plots
 set -euo pipefail
@@ -32,6 +35,19 @@ vox1=
 vox2=
 trials_dir=
 vox_opts=            # extra options of local/prepare_voxceleb.sh (--corpus voxceleb)
+# Training-data augmentation and fine-tuning (all off by default; the paper used none of them)
+speed_perturb=false  # add speed-perturbed copies of the training set (stage 1)
+speed_factors="0.9 1.1"
+sp_new_speakers=true # the copies are new speakers (WeSpeaker's x3 classes); false: the same speakers
+augment=false        # add augmented copies (reverb, noise, music, babble) of the training set (stage 1)
+aug_kinds=reverb,noise,music,babble
+aug_subset=0         # keep a random N of the augmented copies (0: all)
+musan=               # MUSAN folder for noise/music/babble (default: synthetic noise/music, training babble)
+rirs=                # RIRS_NOISES folder for reverb (default: simulated rooms)
+aug_real_noise=false # also real noise and music from Debian (lincity-ng-data, sonic-pi-samples; ~67 MB, once)
+aug_opts=            # extra options of steps/augment_data_dir.sh, e.g. "--noise-dir /my/noises"
+lm_finetune=false    # large-margin fine-tuning after training (stage 3) into exp/<name>_lmft
+lmft_conf=           # its override YAML (default egs/<corpus>/conf/lmft.yaml)
 
 help_message="Usage: $0 [options]
   Runs the dmha recipe from --stage to --stop-stage.
@@ -59,11 +75,24 @@ Options:
                      DCF in stage 5 (calibration does not change EER/minDCF; default $calibrate)
   --vox1 DIR --vox2 DIR [--trials-dir DIR]   VoxCeleb locations (--corpus voxceleb)
   --vox-opts \"..\"    extra options of local/prepare_voxceleb.sh, e.g. \"--m4a-mode convert\"
+ Augmentation and fine-tuning (off by default; the default exp name gets _sp, _aug; stages 4-5 then use
+ exp/<name>_lmft with --lm-finetune true):
+  --speed-perturb BOOL   add copies at --speed-factors \"$speed_factors\" (ids sp0.9-<utt>) (default $speed_perturb)
+  --sp-new-speakers BOOL the speed copies are new speakers (default $sp_new_speakers)
+  --augment BOOL         add --aug-kinds $aug_kinds copies (ids <utt>-reverb ...) (default $augment)
+  --aug-subset N         keep a random N of them (default $aug_subset: all)
+  --musan DIR --rirs DIR MUSAN / RIRS_NOISES (default: synthetic noise and music, babble of other
+                         training speakers, simulated rooms)
+  --aug-real-noise BOOL  also real noise/music loops from Debian, fetched once (default $aug_real_noise)
+  --aug-opts \"..\"      extra options of steps/augment_data_dir.sh (see its --help)
+  --lm-finetune BOOL     large-margin fine-tuning after training (default $lm_finetune)
+  --lmft-conf FILE       its settings (default egs/<corpus>/conf/lmft.yaml)
 Examples:
   bash run.sh                                  # whole mini recipe, stages 0-5
   bash run.sh --stage 3 --stop-stage 5         # retrain, extract, score after a config change
   bash run.sh --corpus voxceleb --vox1 /data/voxceleb1 --vox2 /data/voxceleb2 --ngpu 4 \\
-       --config egs/voxceleb/conf/dmha_k32.yaml"
+       --config egs/voxceleb/conf/dmha_k32.yaml
+  bash run.sh --speed-perturb true --augment true --lm-finetune true   # the modern recipe on mini"
 
 cd "$(dirname "$0")"
 . ./path.sh
@@ -75,8 +104,19 @@ cd "$(dirname "$0")"
 . "egs/$corpus/corpus.sh"
 config=${config:-$default_config}
 [ -f "$config" ] || { echo "$0: config '$config' not found" >&2; exit 1; }
-exp_name=${exp_name:-${corpus}_$(basename "$config" .yaml)}
-expdir=exp/$exp_name
+# The training data: the clean set, plus speed-perturbed copies (_sp), plus augmented copies (_aug).
+train_data=$train_set
+suffix=
+$speed_perturb && { train_data=${train_data}_sp; suffix=${suffix}_sp; }
+$augment && { train_data=${train_data}_aug; suffix=${suffix}_aug; }
+exp_name=${exp_name:-${corpus}_$(basename "$config" .yaml)$suffix}
+train_exp=exp/$exp_name
+expdir=$train_exp    # the model that stages 4-5 embed and score with
+lmft_conf=${lmft_conf:-egs/$corpus/conf/lmft.yaml}
+if $lm_finetune; then
+  [ -f "$lmft_conf" ] || { echo "$0: --lmft-conf $lmft_conf not found" >&2; exit 1; }
+  expdir=${train_exp}_lmft
+fi
 [ "$ngpu" -gt 0 ] && nproc=$ngpu
 # A site's Slurm settings for this corpus (partition, time, GPUs) unless the user named a file.
 if [ -f "egs/$corpus/conf/slurm.yaml" ] && [ -z "${DMHA_SLURM_CONFIG:-}" ]; then
@@ -105,17 +145,46 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   for set in $train_set $val_set $test_data_sets; do
     steps/make_fbank.sh --nj "$nj" --cmd "$cmd" "data/$set"
   done
+  # Copies of the training set get their own features, then are combined with the set they copy (the
+  # clean features are computed once). Each step skips work that is complete.
+  base=$train_set
+  if $speed_perturb; then
+    log_stage 1 "speed-perturbed copies of $base (factors $speed_factors)"
+    steps/perturb_data_dir_speed.sh --factors "$speed_factors" --new-speakers "$sp_new_speakers" \
+      "data/$base" "data/${base}_sp_copies"
+    steps/make_fbank.sh --nj "$nj" --cmd "$cmd" "data/${base}_sp_copies"
+    utils/combine_data.sh "data/${base}_sp" "data/$base" "data/${base}_sp_copies"
+    base=${base}_sp
+  fi
+  if $augment; then
+    log_stage 1 "augmented copies of $base ($aug_kinds)"
+    aug_args=(--kinds "$aug_kinds" --subset "$aug_subset" --seed "$seed")
+    [ -n "$musan" ] && aug_args+=(--musan "$musan")
+    [ -n "$rirs" ] && aug_args+=(--rirs "$rirs")
+    if $aug_real_noise; then
+      eval "aug_args+=($(local/fetch_noise.sh))"   # --noise-dir D --music-dir "D D"
+    fi
+    # shellcheck disable=SC2086  # --aug-opts: several options, split on purpose
+    steps/augment_data_dir.sh "${aug_args[@]}" ${aug_opts:-} "data/$base" "data/${base}_aug_copies"
+    steps/make_fbank.sh --nj "$nj" --cmd "$cmd" "data/${base}_aug_copies"
+    utils/combine_data.sh "data/${base}_aug" "data/$base" "data/${base}_aug_copies"
+  fi
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  log_stage 2 "training lists for $train_set (validation: $val_set)"
-  steps/prepare_lists.sh --config "$config" "data/$train_set" "data/$val_set" "data/$train_set/lists"
+  log_stage 2 "training lists for $train_data (validation: $val_set)"
+  steps/prepare_lists.sh --config "$config" "data/$train_data" "data/$val_set" "data/$train_data/lists"
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  log_stage 3 "training $expdir from $config on $device (nproc=$nproc nodes=$nodes)"
+  log_stage 3 "training $train_exp from $config on $device (nproc=$nproc nodes=$nodes)"
   steps/train.sh --config "$config" --device "$device" --nproc "$nproc" --ngpu "$ngpu" --nodes "$nodes" --cmd "$cmd" \
-    "data/$train_set/lists" "$expdir"
+    "data/$train_data/lists" "$train_exp"
+  if $lm_finetune; then
+    log_stage 3 "large-margin fine-tuning $train_exp -> $expdir ($lmft_conf)"
+    steps/lm_finetune.sh --conf "$lmft_conf" --device "$device" --nproc "$nproc" --ngpu "$ngpu" --nodes "$nodes" \
+      --cmd "$cmd" "data/$train_data/lists" "$train_exp" "$expdir"
+  fi
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
@@ -128,7 +197,7 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   # <exp>/threshold.yaml: EER threshold of the validation trials; <exp>/calibration.yaml: cosine -> LLR
   # fitted on the same trials (both read by dmha-verify / dmha.load_model)
   steps/compute_threshold.sh --device "$device" --model "$model" --calibrate "$calibrate" \
-    "$expdir" "data/$train_set/lists"
+    "$expdir" "data/$train_data/lists"
   for set in $emb_sets; do
     steps/extract_embeddings.sh --nj "$nj" --cmd "$cmd" --device "$device" --model "$model" \
       "$expdir" "data/$set" "$expdir/embeddings/$set"

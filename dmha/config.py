@@ -56,6 +56,9 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "val_batch_size": 64,        # utterances per validation batch
     "cache_feats": False,        # keep raw training features in memory (small corpora)
     "partial_reads": "auto",     # read only each crop's rows (CMN side tables; same crops): true|false|auto
+    # Start from another run's weights (model and classifier): a best.pt or ckpt.pt, at step 0 only (a
+    # resumed run continues from its own checkpoint). Large-margin fine-tuning sets it (steps/lm_finetune.sh).
+    "init_from": "",
 }
 
 #: Boolean keys that also accept "auto" (decided at run time for the device, see dmha.models.precision).
@@ -180,6 +183,28 @@ def _convert(key: str, old: Any, new: Any, text: str) -> Any:
             return new
         raise UserError(f"override {key}={text}: expected a mapping, e.g. {key}={{a: 1}}")
     return new
+
+
+def override_file_items(path: PathLike) -> list[str]:
+    """A YAML of config sections with the keys to change (e.g. ``loss: {margin: 0.5}``) as override items.
+
+    Why a file: a recipe variant that changes several settings of any model config (large-margin
+    fine-tuning: longer crops, larger margin, lower LR) is kept in one small YAML beside the configs,
+    instead of a copy of every model config. Keys must exist, as for ``--override``.
+    """
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: override file not found")
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = yaml.safe_load(f) or {}
+    except yaml.YAMLError as e:
+        raise UserError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise UserError(f"{path}: expected sections of keys, e.g. 'train: {{lr: 1.0e-4}}'")
+    return [f"{s}.{k}={json.dumps(v)}" for s, keys in raw.items() for k, v in keys.items()]
 
 
 def apply_overrides(cfg: dict, overrides: Iterable[str] | str | None) -> dict:

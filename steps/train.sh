@@ -9,6 +9,7 @@ nodes=1              # number of nodes (run this script on each, or let --cmd la
 cmd=local            # local | slurm (job backend of utils/launch.sh)
 ngpu=0               # --cmd slurm: GPUs per node to request (sets --nproc); default: --nproc if --device cuda*
 override=            # dotted config overrides, e.g. "train.lr=1e-3 model.heads=8"
+override_file=       # YAML of sections with keys to change (applied before --override), e.g. lmft.yaml
 rdzv_endpoint=       # multi-node: host:port of the rendezvous (any node reachable by all)
 rdzv_id=dmha         # multi-node: job id shared by all nodes of one run
 
@@ -28,6 +29,8 @@ Options:
   --ngpu N                 with --cmd slurm: GPUs per node to request; sets --nproc N (default $ngpu:
                            none, or --nproc GPUs when --device is cuda*)
   --override \"k=v ...\"     dotted overrides of existing config keys (type-checked)
+  --override-file FILE     YAML of sections with the keys to change (e.g. egs/mini/conf/lmft.yaml),
+                           applied before --override
   --rdzv-endpoint HOST:PORT  multi-node rendezvous (torchrun --rdzv-backend c10d)
   --rdzv-id ID             rendezvous id shared by the nodes of one run (default $rdzv_id)
 train.batch_size is the effective batch of one optimizer step over all processes; it is split into
@@ -51,6 +54,7 @@ exp=$2
 
 args=(--device "$device")
 [ -n "$config" ] && args+=(--config "$config")
+[ -n "$override_file" ] && args+=(--override-file "$override_file")
 [ -n "$override" ] && args+=(--override "$override")
 args+=("$lists" "$exp")
 

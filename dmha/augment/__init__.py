@@ -1,5 +1,8 @@
-"""Signal-level augmentation: reverberation, additive noise and babble at a given SNR, telephone band.
+"""Signal-level augmentation: reverberation, additive noise, music and babble at a given SNR, speed.
 
-Pure numpy on waveforms; reads and writes nothing itself. The mini corpus builder (stage 0) uses it to
-vary its synthetic voices. Open first: :mod:`dmha.augment.effects`.
+:mod:`dmha.augment.effects`: the effects on waveforms (numpy/scipy; the mini corpus builder of stage 0
+varies its synthetic voices with them). :mod:`dmha.augment.spec`: one augmented copy of an utterance as
+the options of its wav.scp pipe, and applying them. :mod:`dmha.augment.sources`: the noise, music,
+speech and impulse-response files (MUSAN, RIRS_NOISES, any folder). The data-dir level (which copies,
+their ids and speakers) is :mod:`dmha.corpus.augmented`.
 """

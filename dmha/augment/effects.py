@@ -1,14 +1,16 @@
-"""Additive noise and simulated reverberation (numpy/scipy only, no data download).
+"""Additive noise, simulated reverberation, speed change (numpy/scipy only, no data download).
 
-Synthetic voices are far more consistent from one utterance to the next than real people; noise at
-5-20 dB SNR, room reverberation and a telephone band on a part of the utterances make verification of
-the mini corpus non-trivial and closer to real recordings.
+The one implementation of every signal effect in dmha: the mini corpus builder (stage 0) uses it to vary
+its synthetic voices (synthetic voices are far more consistent from one utterance to the next than real
+people), and the training-data augmentation (``steps/augment_data_dir.sh``,
+``steps/perturb_data_dir_speed.sh``) uses it for the augmented copies of a training set.
 """
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
-from scipy.signal import butter, fftconvolve, sosfilt
 
 NOISE_KINDS = ("white", "pink", "brown", "babble")
 _EPS = 1e-12
@@ -82,12 +84,16 @@ def make_rir(sr: int, rt60: float, rng: np.random.Generator, *, drr_db: float = 
 
 def reverberate(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
     """Convolve with ``rir`` (direct path at index 0), same length and RMS as the input."""
+    from scipy.signal import fftconvolve  # here: scipy.signal takes ~1 s to import, noise needs none
+
     y = fftconvolve(x, rir)[:len(x)]
     return (y * (rms(x) / rms(y))).astype(np.float32)
 
 
 def telephone_band(x: np.ndarray, sr: int) -> np.ndarray:
     """300-3400 Hz band-pass (a telephone channel), 4th-order Butterworth."""
+    from scipy.signal import butter, sosfilt
+
     sos = butter(4, [300.0, 3400.0], btype="bandpass", fs=sr, output="sos")
     return sosfilt(sos, x).astype(np.float32)
 
@@ -99,3 +105,90 @@ def set_level(x: np.ndarray, rms_dbfs: float, peak: float = 0.95) -> np.ndarray:
     if m > peak:
         y *= peak / m
     return y.astype(np.float32)
+
+
+def speed_perturb(x: np.ndarray, factor: float) -> np.ndarray:
+    """Play ``x`` ``factor`` times faster (Kaldi/sox ``speed``): pitch and tempo change together.
+
+    The samples are resampled by 1/factor (polyphase, scipy's Kaiser-windowed filter) and read back at
+    the original rate, so the length becomes ``len(x) / factor``: 0.9 gives a slower, lower-pitched voice.
+    """
+    if not factor > 0:
+        raise ValueError(f"speed factor must be > 0, got {factor}")
+    if factor == 1.0:
+        return x.astype(np.float32)
+    from scipy.signal import resample_poly
+
+    ratio = Fraction(factor).limit_denominator(1000)
+    return resample_poly(x, ratio.denominator, ratio.numerator).astype(np.float32)
+
+
+def align_rir(rir: np.ndarray) -> np.ndarray:
+    """A measured/simulated RIR from a file: drop what precedes its strongest tap, peak scaled to 1.
+
+    Kaldi's wav-reverberate also aligns on the peak, so the reverberant copy keeps the clean timing.
+    """
+    rir = np.asarray(rir, dtype=np.float64)
+    if rir.ndim > 1:
+        rir = rir[:, 0]
+    peak = int(np.argmax(np.abs(rir)))
+    out = rir[peak:]
+    if out.size == 0 or out[0] == 0:
+        raise ValueError("impulse response is all zeros")
+    return (out / out[0]).astype(np.float32)
+
+
+def rt60_schroeder(rir: np.ndarray, sr: int, fit_db: tuple[float, float] = (-5.0, -25.0)) -> float:
+    """Reverberation time of an impulse response by Schroeder backward integration (ISO 3382 T20).
+
+    The energy decay curve EDC(t) = sum_{k >= t} h(k)^2 (in dB re its start) is fitted by a line between
+    ``fit_db`` and extrapolated to -60 dB. Used to check that :func:`make_rir` builds the room asked for.
+    """
+    e = np.asarray(rir, dtype=np.float64) ** 2
+    edc = np.cumsum(e[::-1])[::-1]
+    edc_db = 10.0 * np.log10(edc / edc[0] + 1e-300)
+    hi, lo = fit_db
+    idx = np.flatnonzero((edc_db <= hi) & (edc_db >= lo))
+    if len(idx) < 2:
+        raise ValueError("impulse response too short for the decay fit")
+    t = idx / float(sr)
+    slope, _ = np.polyfit(t, edc_db[idx], 1)  # dB per second (negative)
+    return float(-60.0 / slope)
+
+
+def synthetic_music(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """Unit-RMS stand-in for music: notes of harmonic tones on a beat, 1-3 voices, decaying envelopes.
+
+    Without a MUSAN copy the "music" copies still get what sets music apart from noise: sustained
+    harmonic partials with onsets, a different interference than broadband noise or babble.
+    """
+    out = np.zeros(n, dtype=np.float64)
+    beat = int(sr * 60.0 / rng.uniform(70.0, 160.0))
+    for _ in range(int(rng.integers(1, 4))):
+        pos = -int(rng.integers(0, beat))
+        while pos < n:
+            dur = beat * int(rng.integers(1, 5))
+            f0 = 440.0 * 2.0 ** ((int(rng.integers(36, 84)) - 69) / 12.0)
+            t = np.arange(dur) / sr
+            env = np.exp(-t * rng.uniform(1.0, 8.0)) * np.minimum(1.0, t / 0.01)
+            tone = np.zeros(dur)
+            for k in range(1, int(rng.integers(2, 8)) + 1):
+                if k * f0 < sr / 2:
+                    tone += np.sin(2 * np.pi * k * f0 * t + rng.uniform(0, 2 * np.pi)) / k
+            a, b = max(pos, 0), min(pos + dur, n)
+            if b > a:
+                out[a:b] += (env * tone)[a - pos:b - pos]
+            pos += dur
+    if not np.any(out):
+        out = rng.standard_normal(n)
+    return (out / rms(out)).astype(np.float32)
+
+
+def loop_to_length(x: np.ndarray, n: int, start: int) -> np.ndarray:
+    """``n`` samples of ``x`` from ``start`` on, repeating ``x`` as often as needed (noise loops)."""
+    if len(x) == 0:
+        raise ValueError("empty signal")
+    reps = int(np.ceil((start % len(x) + n) / len(x)))
+    tiled = np.tile(x, reps) if reps > 1 else x
+    s = start % len(x)
+    return np.ascontiguousarray(tiled[s:s + n], dtype=np.float32)

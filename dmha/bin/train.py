@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 from pathlib import Path
 
 from dmha.bin._cli import run_main
 from dmha.common.errors import UserError
-from dmha.config import load_config
+from dmha.config import load_config, override_file_items
 
 log = logging.getLogger("dmha.training.loop")
 
@@ -26,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
                "spk2int}.")
     p.add_argument("--config", help="YAML config (features/model/loss/train); default: <exp-dir>/config.yaml "
                                     "of the run being resumed")
+    p.add_argument("--override-file", action="append", default=[],
+                   help="YAML of sections with keys to change, applied before --override (repeatable), "
+                        "e.g. egs/mini/conf/lmft.yaml")
     p.add_argument("--override", action="append", default=[],
                    help='dotted overrides of existing keys, e.g. "train.lr=1e-3 model.heads=8" (repeatable)')
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
@@ -40,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     config = args.config or exp_dir / "config.yaml"
     if not Path(config).is_file():
         raise UserError(f"{config}: config not found; pass --config <yaml>")
-    cfg = load_config(config, " ".join(args.override))
+    items = [i for f in args.override_file for i in override_file_items(f)]
+    cfg = load_config(config, items + shlex.split(" ".join(args.override)))
 
     from dmha.training.distributed import finish, init_distributed
     from dmha.training.loop import train

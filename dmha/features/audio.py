@@ -10,6 +10,11 @@ stream is closed (``kaldiio.utils._wrap_close``), so a command that fails after 
 output would go unnoticed. We run the pipe with ``bash -o pipefail`` and check the status ourselves;
 decoding is soundfile's (libsndfile: WAV of any PCM/float width, FLAC, OGG, ...), which gives int16 WAV
 samples exactly as ``int16 / 32768``.
+
+Our own augmentation pipes (``python -m dmha.bin.augment_wav ... |``, written by
+steps/augment_data_dir.sh and steps/perturb_data_dir_speed.sh) are run in-process: the same function
+the CLI runs, the same WAV bytes, without starting a Python interpreter per utterance (a babble copy of
+a speed-perturbed set would start several). Any other pipe runs in bash.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import shlex
 import subprocess
 from math import gcd
 
@@ -52,9 +58,42 @@ def _run_pipe(entry: str) -> bytes:
     return proc.stdout
 
 
+def _own_pipe_args(entry: str) -> list[str] | None:
+    """The arguments of a ``python -m dmha.bin.augment_wav ARGS |`` entry; None for any other pipe."""
+    from dmha.augment.spec import PIPE_TOOL
+
+    if PIPE_TOOL not in entry:
+        return None
+    try:
+        argv = shlex.split(entry.rstrip()[:-1])
+    except ValueError:
+        return None
+    python = os.path.basename(argv[0]) in ("python", "python3") if argv else False
+    if len(argv) < 4 or not python or argv[1:3] != ["-m", PIPE_TOOL]:
+        return None
+    return argv[3:]
+
+
+def augmented_wav_bytes(args: list[str]) -> bytes:
+    """What ``python -m dmha.bin.augment_wav ARGS`` writes: the copy as 16-bit WAV bytes."""
+    from dmha.augment.spec import apply, parse_argv, wav_bytes
+
+    def read(src: str, rate: int) -> np.ndarray:
+        return load_audio(src, rate)[0]
+
+    try:
+        spec, source, sr = parse_argv(args)
+        return wav_bytes(apply(read(source, sr), spec, sr, read), sr)
+    except (UserError, ValueError) as e:  # a bad noise file, a bad line: this utterance is bad
+        raise AudioError(f"augmentation pipe: {e}") from None
+
+
 def _open(entry: str) -> tuple[object, str]:
     """What soundfile should read (a path, or the pipe's output in memory) and a label for messages."""
     if is_pipe(entry):
+        own = _own_pipe_args(entry)
+        if own is not None:
+            return io.BytesIO(augmented_wav_bytes(own)), "augmentation pipe output"
         return io.BytesIO(_run_pipe(entry)), "pipe output"
     path = entry.strip()
     if not os.path.isfile(path):

@@ -233,6 +233,8 @@ def _train(cfg: dict, lists_dir: Path, exp_dir: Path, info: DistInfo) -> TrainOu
     optimizer = torch.optim.Adam(net.parameters(), lr=tcfg["lr"], weight_decay=tcfg["weight_decay"])
     state = _new_state(tcfg["lr"])
 
+    if not resuming and tcfg["init_from"]:
+        init_weights(net, Path(tcfg["init_from"]), device)
     if resuming:
         ckpt = load_checkpoint(ckpt_path, map_location=device)
         net.load_state_dict(ckpt["net"])
@@ -360,6 +362,54 @@ def partial_read_table(tcfg: dict, norm: str, train_list: TrainList) -> CmnTable
     return table
 
 
+def _split_net(sd: dict) -> tuple[dict, dict]:
+    """A ckpt.pt ``net`` state dict -> (model weights, loss weights)."""
+    model = {k[len("model."):]: v for k, v in sd.items() if k.startswith("model.")}
+    loss = {k[len("loss."):]: v for k, v in sd.items() if k.startswith("loss.")}
+    return model, loss
+
+
+def init_weights(net: SpeakerClassifier, path: Path, device: torch.device) -> None:
+    """Load another run's model and classifier weights into ``net`` (``train.init_from``; step 0 only).
+
+    ``path`` is a ``best.pt`` (model + loss weights) or a ``ckpt.pt`` (its final weights). A ``best.pt``
+    written before it held the classifier takes the classifier of the ``ckpt.pt`` beside it when that
+    checkpoint's model is the best model (the last epoch was the best); otherwise point init_from at the
+    ckpt.pt. Starting a margin fine-tuning from a random classifier would undo what the model learnt.
+    """
+    ck = load_checkpoint(path, map_location=device)
+    if "net" in ck:
+        model_sd, loss_sd = _split_net(ck["net"])
+    elif "model" in ck:
+        model_sd, loss_sd = ck["model"], ck.get("loss")
+        beside = path.parent / CKPT
+        if loss_sd is None and beside.is_file() and beside.resolve() != path.resolve():
+            other_model, other_loss = _split_net(load_checkpoint(beside, map_location=device)["net"])
+            if other_model.keys() == model_sd.keys() and all(torch.equal(other_model[k], model_sd[k])
+                                                             for k in model_sd):
+                loss_sd = other_loss
+    else:
+        raise UserError(f"{path}: not a dmha checkpoint (no model weights); train.init_from needs a best.pt "
+                        "or ckpt.pt")
+    if loss_sd is None:
+        beside = path.parent / CKPT
+        raise UserError(f"{path} holds no classifier weights (written by an older dmha) and {beside} is not "
+                        f"of the same epoch; set train.init_from={beside}")
+    want = net.loss.weight.shape
+    got = tuple(loss_sd["weight"].shape) if "weight" in loss_sd else ("?", "?")
+    if got != tuple(want):
+        raise UserError(f"{path}: its classifier is {got[0]} speakers x {got[1]}, these lists and config "
+                        f"{want[0]} x {want[1]}; fine-tune on the lists it was trained on")
+    try:
+        net.model.load_state_dict(model_sd)
+        net.loss.load_state_dict(loss_sd)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise UserError(f"{path}: its weights do not fit this config's model ({first[:160]}); the model "
+                        "section must equal that of the run it comes from") from None
+    log.info("initialised model and classifier from %s", path)
+
+
 def _worker_init(worker_id: int) -> None:
     """DataLoader workers: deterministic seeds (the crops themselves come from the epoch plan)."""
     seed = torch.initial_seed() % 2**32
@@ -397,7 +447,8 @@ def _end_of_epoch(net: SpeakerClassifier, optimizer: torch.optim.Optimizer, stat
         if eer < state["best_eer"]:
             state["best_eer"], state["best_epoch"], state["bad_validations"] = eer, state["epoch"], 0
             if info.is_main:
-                save_checkpoint({"model": net.model.state_dict(), "epoch": state["epoch"],
+                save_checkpoint({"model": net.model.state_dict(), "loss": net.loss.state_dict(),
+                                 "epoch": state["epoch"],
                                  "step": state["global_step"], "val_eer": eer,
                                  "embed_dim": int(net.model.embed_dim)}, exp_dir / BEST)
                 log.info("new best model (EER %.3f%%) -> %s", eer, exp_dir / BEST)
