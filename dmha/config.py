@@ -75,16 +75,21 @@ def _merge(defaults: dict, given: dict) -> dict:
     return out
 
 
+def _read_yaml(path: Path, what: str) -> Any:
+    """The YAML document of ``path``; a missing file or bad YAML is one UserError naming it."""
+    if not path.is_file():
+        raise UserError(f"{path}: {what} not found")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.safe_load(f) or {}
+    except yaml.YAMLError as e:
+        raise UserError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+
+
 def load_config(path: PathLike, overrides: Iterable[str] | str | None = None) -> dict:
     """Load a YAML config, fill defaults, apply ``section.key=value`` overrides; return the dict."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: config file not found")
-    try:
-        with open(path, encoding="utf-8") as f:
-            raw = yaml.safe_load(f) or {}
-    except yaml.YAMLError as e:
-        raise UserError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    raw = _read_yaml(path, "config file")
     if not isinstance(raw, dict):
         raise UserError(f"{path}: expected a mapping with sections {', '.join(SECTIONS)}")
     unknown = sorted(set(raw) - set(SECTIONS) - set(EXTRA_SECTIONS))
@@ -195,13 +200,7 @@ def override_file_items(path: PathLike) -> list[str]:
     import json
 
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: override file not found")
-    try:
-        with open(path, encoding="utf-8") as f:
-            raw = yaml.safe_load(f) or {}
-    except yaml.YAMLError as e:
-        raise UserError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    raw = _read_yaml(path, "override file")
     if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
         raise UserError(f"{path}: expected sections of keys, e.g. 'train: {{lr: 1.0e-4}}'")
     return [f"{s}.{k}={json.dumps(v)}" for s, keys in raw.items() for k, v in keys.items()]
