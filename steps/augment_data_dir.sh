@@ -24,7 +24,8 @@ help_message="Usage: $0 [options] <src-data-dir> <dest-data-dir>
   old copies are removed). Bad input (missing MUSAN/RIR folder, one without audio, an unreadable noise
   file) stops with one line before anything is written.
 Options:
-  --kinds LIST        comma-separated: reverb,noise,music,babble (default $kinds)
+  --kinds LIST        comma-separated: reverb,noise,music,babble,telephone (default $kinds);
+                      telephone: 8 kHz band limit + a codec (pcm, G.711 mu-law/A-law, GSM), chosen per copy
   --seed N            augmentation seed (default $seed)
   --subset N          keep a random N of the copies, as Kaldi v2 keeps 1M of 5M (default $subset: all)
   --musan DIR         MUSAN: noise (SNR 0-15 dB), music (5-15), speech as babble (13-20, 3-7 speakers)

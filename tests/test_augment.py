@@ -163,6 +163,46 @@ def test_reverb_copy_uses_an_impulse_response_file_aligned_on_its_peak(tmp_path)
     assert y[1800] / y[1000] == pytest.approx(0.5, rel=1e-4)
 
 
+@pytest.mark.parametrize("codec", effects.CODECS)
+def test_telephone_copy_is_band_limited_to_4khz_and_keeps_length(tmp_path, codec):
+    rng = np.random.default_rng(0)
+    x = (_voice(150, 2.0, 3) + 0.02 * rng.standard_normal(2 * SR)).astype(np.float32)  # energy up to 8 kHz
+    sf.write(tmp_path / "clean.wav", x, SR, subtype="PCM_16")
+    clean = load_audio(str(tmp_path / "clean.wav"))[0]
+    spec = AugSpec("telephone", "u-telephone", seed=0, codec=codec)
+    out = _decode(augmented_wav_bytes([*spec.to_argv(), str(tmp_path / "clean.wav")]))
+    assert len(out) == len(clean)
+
+    def band_power(y, lo, hi):
+        f = np.fft.rfftfreq(len(y), 1 / SR)
+        p = np.abs(np.fft.rfft(y)) ** 2
+        return float(p[(f >= lo) & (f < hi)].sum())
+
+    assert band_power(clean, 4300, 8000) > 0.05 * band_power(clean, 0, 8000)  # the input is wideband
+    assert band_power(out, 4300, 8000) < 1e-4 * band_power(out, 0, 8000)
+    # Below 3 kHz the copy is the input (pcm, G.711) or a lossy coding of it (GSM keeps its spectrum).
+    from scipy.signal import butter, sosfiltfilt
+
+    low = sosfiltfilt(butter(8, 3000, fs=SR, output="sos"), clean)
+    corr = float(np.corrcoef(sosfiltfilt(butter(8, 3000, fs=SR, output="sos"), out), low)[0, 1])
+    assert corr > {"pcm": 0.999, "ulaw": 0.99, "alaw": 0.99, "gsm": 0.3}[codec], corr
+    if codec == "gsm":
+        assert corr < 0.99  # the codec is applied, not only the band limit
+
+
+def test_telephone_plan_draws_codecs_per_copy_and_needs_one(tmp_path):
+    dd = load_data_dir(make_data_dir(tmp_path, n_spk=4, n_utt=3))
+    plan = plan_augmentation(dd, ["telephone"], 0, Sources())
+    codecs = {spec.codec for _, spec, _ in plan.values()}
+    assert len(plan) == 12 and codecs <= set(effects.CODECS) and len(codecs) >= 2
+    spec = plan["spk1-u2-telephone"][1]
+    assert parse_argv([*spec.to_argv(), "a.wav"])[0] == spec  # the line says the codec
+    from dmha.common.errors import UserError
+
+    with pytest.raises(UserError, match="u-telephone: --kind telephone needs --codec"):
+        apply(np.zeros(SR, dtype=np.float32), AugSpec("telephone", "u-telephone"), SR, load_audio)
+
+
 # --- speed perturbation ---------------------------------------------------------------------------------
 
 def test_speed_perturbation_scales_duration_and_relabels_speakers(tmp_path):

@@ -26,8 +26,9 @@ import soundfile as sf
 from dmha.augment import effects
 from dmha.common.errors import UserError
 
-#: The kinds of augmented copies, as Kaldi's v2 recipe names them (id suffix ``<utt>-<kind>``).
-KINDS = ("reverb", "noise", "music", "babble")
+#: The kinds of augmented copies (id suffix ``<utt>-<kind>``): Kaldi's v2 recipe's four, and a telephone
+#: channel (8 kHz band limit and codec) for models that must work on telephone speech.
+KINDS = ("reverb", "noise", "music", "babble", "telephone")
 #: What the pipe tool does: an augmented copy, or a speed-perturbed one (steps/perturb_data_dir_speed.sh).
 TOOL_KINDS = (*KINDS, "speed")
 #: The pipe tool; dmha.features.audio runs lines of this tool in-process (same code, same bytes).
@@ -59,6 +60,7 @@ class AugSpec:
     drr: float | None = None           # reverb with a simulated room: direct-to-reverberant ratio, dB
     rir: str | None = None             # reverb with an impulse response file
     speed: float | None = None         # speed: the factor (0.9 = slower, longer)
+    codec: str | None = None           # telephone: one of effects.CODECS
     sources: list[str] = field(default_factory=list)  # noise/music files or synth:*; babble: entries
 
     def to_argv(self) -> list[str]:
@@ -71,6 +73,8 @@ class AugSpec:
             argv += ["--rir", self.rir]
         if self.speed is not None:
             argv += ["--speed", f"{self.speed:g}"]
+        if self.codec is not None:
+            argv += ["--codec", self.codec]
         for s in self.sources:
             argv += ["--source", s]
         return argv
@@ -95,6 +99,8 @@ def argument_parser(prog: str = f"python -m {PIPE_TOOL}") -> argparse.ArgumentPa
     p.add_argument("--drr", type=float, default=0.0, help="reverb: direct-to-reverberant ratio in dB")
     p.add_argument("--rir", help="reverb: impulse response file (instead of --rt60)")
     p.add_argument("--speed", type=float, help="speed: factor (> 0; 0.9 slower, 1.1 faster)")
+    p.add_argument("--codec", choices=effects.CODECS,
+                   help="telephone: the 8 kHz codec (pcm = band limit only, ulaw, alaw, gsm)")
     p.add_argument("--source", action="append", default=[],
                    help="noise/music: a sound file or synth:white|pink|brown|music; babble: a wav.scp entry "
                         "of another speaker's utterance (repeatable: babble sums them)")
@@ -110,7 +116,7 @@ def parse_argv(argv: Sequence[str]) -> tuple[AugSpec, str, int]:
     except SystemExit:
         raise UserError(f"bad {PIPE_TOOL} arguments: {' '.join(argv)[:200]}") from None
     spec = AugSpec(a.kind, a.utt, a.seed, a.snr, a.rt60, a.drr if a.rt60 is not None else None, a.rir,
-                   a.speed, list(a.source))
+                   a.speed, a.codec, list(a.source))
     return spec, a.entry, a.sample_rate
 
 
@@ -149,6 +155,10 @@ def apply(wave: np.ndarray, spec: AugSpec, sr: int, read: ReadFn) -> np.ndarray:
         if spec.speed is None or not spec.speed > 0:
             raise UserError(f"{spec.utt}: speed factor must be > 0, got {spec.speed}")
         return effects.speed_perturb(x, spec.speed)
+    if spec.kind == "telephone":
+        if spec.codec not in effects.CODECS:
+            raise UserError(f"{spec.utt}: --kind telephone needs --codec ({', '.join(effects.CODECS)})")
+        return effects.telephone_channel(x, sr, spec.codec)
     if spec.kind == "reverb":
         if spec.rir:
             rir = effects.align_rir(read(spec.rir, sr))

@@ -1,7 +1,7 @@
 """Augmented and speed-perturbed copies of a data dir, as new Kaldi data dirs of wav.scp pipes.
 
 Kaldi's VoxCeleb v2 recipe makes a reverberated, a noise, a music and a babble copy of every training
-utterance (ids ``<utt>-reverb`` ...), keeps a random subset of them and combines it with the clean
+utterance (ids ``<utt>-reverb`` ...; here also a ``telephone`` copy: 8 kHz band and a codec), keeps a random subset of them and combines it with the clean
 set; ``perturb_data_dir_speed.sh`` makes copies at speeds 0.9 and 1.1 (ids ``sp0.9-<utt>``). Here both
 write a data dir whose ``wav.scp`` lines are pipes of :mod:`dmha.bin.augment_wav` (no audio is
 duplicated on disk; ``--write-wav`` stores files instead), planned by :func:`plan_augmentation` /
@@ -22,6 +22,7 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
+from dmha.augment.effects import CODECS
 from dmha.augment.sources import Sources
 from dmha.augment.spec import KINDS, SYNTH_PREFIX, AugSpec, utt_rng
 from dmha.common.errors import UserError
@@ -63,6 +64,9 @@ def plan_copy(kind: str, utt: str, spk: str, seed: int, sources: Sources,
         else:
             spec.rt60 = round(float(rng.uniform(*rt60_range)), 3)
             spec.drr = round(float(rng.uniform(*DRR_RANGE)), 2)
+        return spec
+    if kind == "telephone":
+        spec.codec = CODECS[int(rng.integers(len(CODECS)))]
         return spec
     spec.snr = round(float(rng.uniform(*snr_ranges[kind])), 2)
     if kind == "noise":
