@@ -29,6 +29,7 @@ mini_opts=           # extra options of local/make_mini_corpus.sh (--corpus mini
 score_norm=none      # none, snorm or asnorm (cohort: per-speaker means of the training set)
 average_models=0     # N > 0: stages 4-5 use the average of N epoch models (needs train.keep_epoch_models >= N)
 average_select=last  # last | best (lowest validation EER): which N epoch models to average
+feat_storage=        # float32 | cm2 | cm3: how stage 1 stores features (default: the corpus's, else float32)
 calibrate=true       # stage 4 fits <exp>/calibration.yaml on the validation trials; stage 5 adds Cllr/actDCF
 # VoxCeleb (stage 0 with --corpus voxceleb)
 vox1=
@@ -71,6 +72,9 @@ Options:
                      written at the start of stage 4 as exp/<name>/avg_<select>N.pt); the config must keep
                      them: train.keep_epoch_models >= N (default $average_models: best.pt)
   --average-select X  last | best: the N latest epochs or the N of lowest validation EER (default $average_select)
+  --feat-storage S   float32 | cm2 | cm3: feature archives as float32, or Kaldi compressed matrices of
+                     2 bytes (half the disk) / 1 byte per value; training reads crops partially from all
+                     three (see README \"Scaling\") (default: the corpus's default_feat_storage, else float32)
   --calibrate B      true | false: fit the score calibration in stage 4 and report Cllr and the actual
                      DCF in stage 5 (calibration does not change EER/minDCF; default $calibrate)
   --vox1 DIR --vox2 DIR [--trials-dir DIR]   VoxCeleb locations (--corpus voxceleb)
@@ -103,6 +107,8 @@ cd "$(dirname "$0")"
 # corpus.sh defines train_set, val_set, test_sets and the default config for this corpus.
 . "egs/$corpus/corpus.sh"
 config=${config:-$default_config}
+feat_storage=${feat_storage:-${default_feat_storage:-float32}}
+case "$feat_storage" in float32|cm2|cm3) ;; *) echo "$0: --feat-storage must be float32, cm2 or cm3" >&2; exit 1 ;; esac
 [ -f "$config" ] || { echo "$0: config '$config' not found" >&2; exit 1; }
 # The training data: the clean set, plus speed-perturbed copies (_sp), plus augmented copies (_aug).
 train_data=$train_set
@@ -143,7 +149,7 @@ fi
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   log_stage 1 "log-mel features for: $train_set $val_set $test_data_sets"
   for set in $train_set $val_set $test_data_sets; do
-    steps/make_fbank.sh --nj "$nj" --cmd "$cmd" "data/$set"
+    steps/make_fbank.sh --nj "$nj" --cmd "$cmd" --storage "$feat_storage" "data/$set"
   done
   # Copies of the training set get their own features, then are combined with the set they copy (the
   # clean features are computed once). Each step skips work that is complete.
@@ -152,7 +158,7 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
     log_stage 1 "speed-perturbed copies of $base (factors $speed_factors)"
     steps/perturb_data_dir_speed.sh --factors "$speed_factors" --new-speakers "$sp_new_speakers" \
       "data/$base" "data/${base}_sp_copies"
-    steps/make_fbank.sh --nj "$nj" --cmd "$cmd" "data/${base}_sp_copies"
+    steps/make_fbank.sh --nj "$nj" --cmd "$cmd" --storage "$feat_storage" "data/${base}_sp_copies"
     utils/combine_data.sh "data/${base}_sp" "data/$base" "data/${base}_sp_copies"
     base=${base}_sp
   fi
@@ -166,7 +172,7 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
     fi
     # shellcheck disable=SC2086  # --aug-opts: several options, split on purpose
     steps/augment_data_dir.sh "${aug_args[@]}" ${aug_opts:-} "data/$base" "data/${base}_aug_copies"
-    steps/make_fbank.sh --nj "$nj" --cmd "$cmd" "data/${base}_aug_copies"
+    steps/make_fbank.sh --nj "$nj" --cmd "$cmd" --storage "$feat_storage" "data/${base}_aug_copies"
     utils/combine_data.sh "data/${base}_aug" "data/$base" "data/${base}_aug_copies"
   fi
 fi

@@ -109,6 +109,33 @@ def measure(ds, items: list[tuple[int, int]]) -> tuple[float, float]:
     return len(items) / (time.perf_counter() - t), len(items) / max(time.process_time() - c, 1e-9)
 
 
+_SHARED: dict = {}  # the dataset and crops a forked worker serves (set before the pool forks)
+
+
+def _serve(share: tuple[int, int]) -> int:
+    k, n = share
+    ds, items = _SHARED["ds"], _SHARED["items"]
+    for it in items[k::n]:
+        ds[it]
+    return len(items[k::n])
+
+
+def measure_procs(ds, items: list[tuple[int, int]], procs: int, arks: list[Path], use_sysctl: bool) -> float:
+    """Cold crops per wall second of ``procs`` loader processes together (as ``procs`` DataLoader workers
+    of one or several GPU processes): the processes are forked and idle first, the cache is dropped,
+    then each serves every ``procs``-th crop of the same epoch plan; the clock runs from the start of
+    the work to the end of the last process."""
+    import multiprocessing as mp
+
+    _SHARED.update(ds=ds, items=items)
+    with mp.get_context("fork").Pool(procs) as pool:
+        pool.map(int, range(procs))  # every worker started before the clock starts
+        drop_cache(arks, use_sysctl)
+        t = time.perf_counter()
+        served = sum(pool.map(_serve, [(k, procs) for k in range(procs)], chunksize=1))
+        return served / (time.perf_counter() - t)
+
+
 def disk_info(d: Path) -> str:
     df = subprocess.run(["df", "-h", str(d)], capture_output=True, text=True).stdout.splitlines()[-1].split()
     dev = os.path.basename(df[0])
@@ -163,6 +190,10 @@ def main() -> None:
     p.add_argument("--clean", action="store_true", help="remove --dir afterwards")
     p.add_argument("--reuse", action="store_true", help="reuse the archives of an earlier run in --dir")
     p.add_argument("--sim", help="instead: whole vs partial reads on bench/scale_sim.py output in SIM")
+    p.add_argument("--procs", default="",
+                   help="also measure N loader processes together, cold, for each N of this comma list "
+                        "(e.g. 1,2,4,8; --crops crops per process); use --hours large enough that the "
+                        "crops read do not fit the archive twice over")
     a = p.parse_args()
     if a.sim:
         import torch
@@ -218,6 +249,18 @@ def main() -> None:
         print(f"| {path} | {fmt} | {size / hours / 1e9:.3f} | {size / f32:.2f} | {cold:.0f} | "
               f"{cold / base_cold:.2f} | {hot:.0f} | {hot / base_warm:.2f} | {hot_cpu:.0f} | "
               f"{hot_cpu / base_cpu:.2f} | {'0 (bit-equal)' if err == 0 else f'{err:.2g}'} |")
+    procs = [int(n) for n in a.procs.split(",") if n.strip()]
+    if procs:
+        print(f"\n### Several loader processes together (cold: {how} before each pass; {a.crops} crops per "
+              f"process from one epoch plan; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f})\n")
+        print("| read path | format | " + " | ".join(f"{n} proc crops/s" for n in procs) + " |")
+        print("|---|---|" + "---|" * len(procs))
+        for path, fmt in CASES[:3]:
+            rates = []
+            for n in procs:
+                plan = [(int(i), int(offsets[i])) for i in order[:a.crops * n]]
+                rates.append(measure_procs(datasets[(path, fmt)], plan, n, [arks[fmt]], a.drop_caches))
+            print(f"| {path} | {fmt} | " + " | ".join(f"{r:.0f}" for r in rates) + " |")
     if a.clean:
         shutil.rmtree(d)
 
