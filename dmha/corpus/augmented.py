@@ -2,11 +2,12 @@
 
 Kaldi's VoxCeleb v2 recipe makes a reverberated, a noise, a music and a babble copy of every training
 utterance (ids ``<utt>-reverb`` ...; here also a ``telephone`` copy: 8 kHz band and a codec), keeps a
-random subset of them and combines it with the clean set; ``perturb_data_dir_speed.sh`` makes copies
-at speeds 0.9 and 1.1 (ids ``sp0.9-<utt>``). Here both write a data dir whose ``wav.scp`` lines are pipes of :mod:`dmha.bin.augment_wav` (no audio is
-duplicated on disk; ``--write-wav`` stores files instead), planned by :func:`plan_augmentation` /
-:func:`plan_speed_perturbation`: every choice is drawn from (seed, new utterance id), so a plan does
-not depend on the order or number of utterances planned alongside it.
+random subset of them and combines it with the clean set; ``perturb_data_dir_speed.sh`` makes copies at
+speeds 0.9 and 1.1 (ids ``sp0.9-<utt>``). Here both write a data dir whose ``wav.scp`` lines are pipes
+of :mod:`dmha.bin.augment_wav` (no audio is duplicated on disk; ``--write-wav`` stores files instead),
+planned by :func:`plan_augmentation` / :func:`plan_speed_perturbation`: every choice is drawn from
+(seed, new utterance id), so a plan does not depend on the order or number of utterances planned
+alongside it.
 
 Speed-perturbed copies are new speakers by default (``sp0.9-<spk>``, WeSpeaker's "x3 classes": a voice
 at another speed is another voice to the classifier); with ``new_speakers=False`` they keep their
