@@ -30,8 +30,12 @@ help_message="Usage: $0 [options]
   Trains each system with each seed on the mini recipe's lists, extracts embeddings, scores the test
   sets, and writes <out>.md (table) and <out>.det.<set>.png (DET plots).
 Options:
-  --systems \"..\"       NAME[=CONFIG[:K=V,K=V]] list (CONFIG = name in --conf-dir, default NAME)
-                       (default \"$systems\")
+  --systems \"..\"       NAME[=CONFIG[:K=V,K=V]][@DATA][+lmft[:K=V,..]][+avgN] list (CONFIG = name in
+                       --conf-dir, default NAME; DATA: train on data/DATA/lists instead of --train-set's,
+                       e.g. mini_train_sp made by run.sh --speed-perturb true --stop-stage 2; +lmft:
+                       then large-margin fine-tuning with --conf-dir's lmft.yaml and these overrides;
+                       +avgN: extract with the average of the last N epoch models, which needs
+                       train.keep_epoch_models=N) (default \"$systems\")
   --seeds \"0 1 2\"      training seeds (train.seed) (default \"$seeds\")
   --epochs N           train.max_epochs for every system (default: the configs' own)
   --same-budget B      true: no early stopping, all runs train all epochs (default $same_budget)
@@ -48,7 +52,10 @@ Options:
   --out PREFIX         (default $out)
 Examples:
   bench/quality.sh --jobs 2                                 # full report: about an hour on 2 CPU cores
-  bench/quality.sh --systems \"stats dmha\" --seeds 0 --epochs 1 --peer false   # toy check"
+  bench/quality.sh --systems \"stats dmha\" --seeds 0 --epochs 1 --peer false   # toy check
+  bench/quality.sh --systems \"base=dmha sp=dmha:train.max_epochs=3@mini_train_sp
+      avg=dmha:train.keep_epoch_models=3+avg3 lmft=dmha:train.max_epochs=7+lmft:train.max_epochs=2\"
+                                                            # an ablation (equal step budgets are yours)"
 
 cd "$(dirname "$0")/.."
 . ./path.sh
@@ -70,14 +77,26 @@ fi
 # One (system, seed) run: train, extract and score; its output goes to <exp>/quality.log when run in
 # the background so that parallel runs do not interleave.
 run_one() {
-  local name=$1 seed=$2 config=$3 opts=$4 exp=$5 t0 set
-  echo "=== $(date '+%F %T') quality: $name seed $seed: train ($config; $opts)"
+  local name=$1 seed=$2 config=$3 opts=$4 exp=$5 sys_lists=$6 lmft=$7 avg=$8 t0 set model=best.pt
+  echo "=== $(date '+%F %T') quality: $name seed $seed: train ($config; $opts; $sys_lists)"
   t0=$(date +%s)
-  steps/train.sh --config "$config" --device "$device" --override "$opts" "$lists" "$exp"
-  # wall time of the training call (a resumed/finished run records the time of this call only once)
+  if [ "$lmft" = none ]; then
+    steps/train.sh --config "$config" --device "$device" --override "$opts" "$sys_lists" "$exp"
+  else  # <exp>/base is the trained model, <exp> its fine-tuned version (the one scored)
+    steps/train.sh --config "$config" --device "$device" --override "$opts" "$sys_lists" "$exp/base"
+    echo "=== $(date '+%F %T') quality: $name seed $seed: large-margin fine-tuning (${lmft:-lmft.yaml as is})"
+    steps/lm_finetune.sh --conf "$conf_dir/lmft.yaml" --override "$lmft" --device "$device" \
+      "$sys_lists" "$exp/base" "$exp"
+  fi
+  # wall time of the training call(s) (a resumed/finished run records the time of this call only once)
   [ -f "$exp/quality_train_seconds" ] || echo $(( $(date +%s) - t0 )) > "$exp/quality_train_seconds"
+  if [ "$avg" -gt 0 ]; then
+    model=avg_last$avg.pt
+    steps/average_models.sh --num "$avg" --select last --output "$model" "$exp"
+  fi
   for set in $test_sets; do
-    steps/extract_embeddings.sh --nj "$nj" --device "$device" "$exp" "data/$set" "$exp/embeddings/$set"
+    steps/extract_embeddings.sh --nj "$nj" --device "$device" --model "$model" "$exp" "data/$set" \
+      "$exp/embeddings/$set"
     steps/score.sh --results "$exp/results" --name "$set" "data/$set/trials" "$exp/embeddings/$set" \
       "$exp/scores/$set.score"
   done
@@ -98,6 +117,27 @@ wait_oldest() {
   pid_exps=("${pid_exps[@]:1}")
 }
 for spec in $systems; do
+  # post-training steps: +lmft[:K=V,..] and +avgN
+  lmft=none
+  avg=0
+  IFS=+ read -r -a parts <<< "$spec"
+  spec=${parts[0]}
+  for post in "${parts[@]:1}"; do
+    case "$post" in
+      lmft) lmft= ;;
+      lmft:*) lmft=${post#lmft:}; lmft=${lmft//,/ } ;;
+      avg[1-9]*) avg=${post#avg}
+        [[ "$avg" =~ ^[0-9]+$ ]] || { echo "$0: system '$spec': '+$post': expected +avgN, N a whole number" >&2; exit 1; } ;;
+      *) echo "$0: system '$spec': unknown step '+$post' (+lmft[:K=V,..] or +avgN)" >&2; exit 1 ;;
+    esac
+  done
+  sys_lists=$lists
+  if [[ "$spec" == *@* ]]; then
+    sys_lists=data/${spec##*@}/lists
+    spec=${spec%@*}
+    [ -f "$sys_lists/train.list" ] || { echo "$0: system '$spec': $sys_lists/train.list missing; run run.sh" \
+      "--stop-stage 2 with the options that make data/${sys_lists#data/}" >&2; exit 1; }
+  fi
   name=${spec%%=*}
   rest=${spec#*=}
   [ "$rest" = "$spec" ] && rest=$name
@@ -116,13 +156,13 @@ for spec in $systems; do
     [ -n "$ovr" ] && opts+=" $ovr"
     [ -n "$train_opts" ] && opts+=" $train_opts"
     if [ "$jobs" -le 1 ]; then
-      run_one "$name" "$seed" "$config" "$opts" "$exp"
+      run_one "$name" "$seed" "$config" "$opts" "$exp" "$sys_lists" "$lmft" "$avg"
       continue
     fi
     while [ "${#pids[@]}" -ge "$jobs" ]; do wait_oldest; done
     mkdir -p "$exp"
     echo "=== $(date '+%F %T') quality: $name seed $seed started in the background (log: $exp/quality.log)"
-    ( run_one "$name" "$seed" "$config" "$opts" "$exp" ) > "$exp/quality.log" 2>&1 &
+    ( run_one "$name" "$seed" "$config" "$opts" "$exp" "$sys_lists" "$lmft" "$avg" ) > "$exp/quality.log" 2>&1 &
     pids+=($!)
     pid_exps+=("$exp")
   done

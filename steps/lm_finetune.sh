@@ -9,6 +9,7 @@ nproc=1
 nodes=1
 ngpu=0
 cmd=local
+override=            # extra dotted overrides after --conf, e.g. "train.max_epochs=2"
 init=best            # best: <src-exp>/best.pt; last: <src-exp>/ckpt.pt (the final weights)
 
 help_message="Usage: $0 [options] <lists-dir> <src-exp> <dest-exp>
@@ -20,6 +21,7 @@ help_message="Usage: $0 [options] <lists-dir> <src-exp> <dest-exp>
   source model was trained on (same speakers).
 Options:
   --conf FILE        override YAML (required; egs/mini/conf/lmft.yaml, egs/voxceleb/conf/lmft.yaml)
+  --override \"k=v ..\" extra dotted overrides applied after --conf (e.g. \"train.max_epochs=2\")
   --init best|last   start from <src-exp>/best.pt (default) or <src-exp>/ckpt.pt
   --device DEV --nproc N --ngpu N --nodes M --cmd local|slurm   as steps/train.sh
 Example:
@@ -42,5 +44,5 @@ esac
   { echo "$0: <dest-exp> must differ from <src-exp>" >&2; exit 1; }
 
 "$DMHA_ROOT/steps/train.sh" --config "$src/config.yaml" --override-file "$conf" \
-  --override "train.init_from=$weights" --device "$device" --nproc "$nproc" --ngpu "$ngpu" --nodes "$nodes" \
+  --override "train.init_from=$weights${override:+ $override}" --device "$device" --nproc "$nproc" --ngpu "$ngpu" --nodes "$nodes" \
   --cmd "$cmd" "$lists" "$dest"

@@ -148,3 +148,16 @@ def test_recipe_scripts_reject_a_non_number(script, option, tmp_path):
     assert f"option --{option} takes a" in last and "'abc'" in last, proc.stderr
     assert "integer expression" not in proc.stderr
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+@pytest.mark.parametrize("option,value,message", [
+    ("--feat-storage", "float16", "--feat-storage must be float32, cm2 or cm3"),
+    ("--calibrate", "yes", "option --calibrate takes true or false, got 'yes'"),
+])
+def test_run_sh_rejects_an_unknown_choice_before_any_stage(option, value, message, tmp_path):
+    # --stage 0 would build the corpus: the check must stop run.sh before stage 0 starts
+    proc = run_script(["bash", "run.sh", option, value, "--stage", "0", "--stop-stage", "0"],
+                      check=False, cwd=REPO)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines() == [f"run.sh: {message}"]
+    assert "stage 0" not in proc.stdout
