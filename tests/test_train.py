@@ -117,6 +117,31 @@ def test_finished_run_reports_done_and_changed_model_refuses(tmp_path):
     assert "Traceback" not in bad.stderr
 
 
+def test_second_training_in_a_busy_exp_dir_stops_and_a_killed_holder_frees_it(tmp_path):
+    """Two trainings in one exp dir would resume from the same checkpoint and overwrite each other."""
+    conf, lists = prepare_lists(tmp_path, max_epochs=1)
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from dmha.common.fileio import exclusive_lock\n"
+        f"with exclusive_lock({str(exp / '.train.lock')!r}, 'x'):\n"
+        "    print('held', flush=True); time.sleep(60)")], env=subprocess_env(), stdout=subprocess.PIPE,
+        text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        busy = subprocess.run(_train_cmd(conf, lists, exp), env=subprocess_env(), capture_output=True, text=True)
+        assert busy.returncode == 1
+        lines = busy.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"another process (pid {holder.pid})" in lines[0] and str(exp) in lines[0]
+        assert sorted(p.name for p in exp.iterdir()) == [".train.lock"]  # nothing else written
+    finally:
+        holder.kill()  # SIGKILL: the kernel releases the lock with the process
+        holder.wait()
+    done = subprocess.run(_train_cmd(conf, lists, exp), env=subprocess_env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert load_checkpoint(exp / "ckpt.pt")["state"]["epoch"] == 1
+
+
 def test_epoch_plan_is_a_pure_function_of_seed_and_epoch():
     frames = np.array([10, 50, 400, 351, 350, 1000])
     o1, c1 = epoch_plan(frames, 350, seed=7, epoch=3)

@@ -39,6 +39,42 @@ def atomic_open(path: PathLike, mode: str = "w", encoding: str | None = "utf-8")
         raise
 
 
+@contextlib.contextmanager
+def exclusive_lock(path: PathLike, what: str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created) while the block runs; UserError if another
+    process holds it.
+
+    Why: two trainings started in one exp dir (a second run.sh, a bench started twice) would both
+    resume from the same checkpoint and overwrite each other's files. The kernel drops the lock when
+    its process dies (kill -9 included), so a stale lock never blocks a resume. The holder's pid is
+    written into the file for the message. On a file system without locks (ENOLCK) nothing is held.
+    """
+    import errno
+    import fcntl
+
+    path = Path(path)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        locked = True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno == errno.ENOLCK:
+                locked = False
+            elif e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+                raise UserError(f"{what}: another process (pid {holder}) holds {path}; wait for it to "
+                                "finish or stop it, then run again (the work resumes)") from None
+            else:
+                raise
+        if locked:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
 def _current_umask() -> int:
     """The process umask (os.umask can only be read by setting it)."""
     mask = os.umask(0)

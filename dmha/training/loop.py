@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from dmha.common.errors import UserError
-from dmha.common.fileio import atomic_open, read_kv
+from dmha.common.fileio import atomic_open, exclusive_lock, read_kv
 from dmha.config import config_diff, save_config
 from dmha.data.trials import read_trials
 from dmha.embed.batched import embed_feature_list
@@ -192,7 +192,10 @@ def train(cfg: dict, lists_dir: str | Path, exp_dir: str | Path, info: DistInfo)
     """Train (or resume, or report that training is done) in ``exp_dir``."""
     exp_dir = Path(exp_dir)
     exp_dir.mkdir(parents=True, exist_ok=True)
-    with _train_log(exp_dir, info):
+    # Rank 0 owns the exp dir's files: a second training started there stops before touching them.
+    lock = (exclusive_lock(exp_dir / ".train.lock", f"training in {exp_dir}") if info.is_main
+            else contextlib.nullcontext())
+    with lock, _train_log(exp_dir, info):
         return _train(cfg, Path(lists_dir), exp_dir, info)
 
 
