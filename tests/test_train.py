@@ -129,7 +129,8 @@ def test_second_training_in_a_busy_exp_dir_stops_and_a_killed_holder_frees_it(tm
         text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        busy = subprocess.run(_train_cmd(conf, lists, exp), env=subprocess_env(), capture_output=True, text=True)
+        busy = subprocess.run(_train_cmd(conf, lists, exp), env=subprocess_env(), capture_output=True,
+                              text=True)
         assert busy.returncode == 1
         lines = busy.stderr.strip().splitlines()
         assert len(lines) == 1 and f"another process (pid {holder.pid})" in lines[0] and str(exp) in lines[0]
