@@ -128,8 +128,9 @@ if [ ${#real_pkgs[@]} -gt 0 ]; then
 fi
 if $rhvoice; then
   t_fetch=$(date +%s)
-  mapfile -t rhv_pkgs < <(python -m dmha.bin.make_mini_corpus --print-rhvoice-packages --rhv-voices "$rhv_voices" \
-                            "$data")
+  # $(...), not <(...): an unknown --rhv-voices name must stop the script here.
+  rhv_list=$(python -m dmha.bin.make_mini_corpus --print-rhvoice-packages --rhv-voices "$rhv_voices" "$data")
+  mapfile -t rhv_pkgs <<< "$rhv_list"
   # With their dependencies: a bare machine also needs libsonic0, libpulse0 and what they pull in.
   "$local_dir/fetch_debs.sh" --with-deps true "$download_dir/rhvoice" "${rhv_pkgs[@]}"
   echo "$0: RHVoice packages ready in $(( $(date +%s) - t_fetch )) s" >&2
