@@ -4,7 +4,8 @@
 # Synthetic speakers: the MBROLA voices of Debian (one voice database = one real person) driven by
 # espeak-ng, 40-60 utterances each with varied text, rate and pitch, noise (5-20 dB SNR) and room
 # reverberation on a part of them -> <data>/mini_train, mini_val, mini_test (disjoint speakers, split
-# by seed and stratified by sex). Real speech: the Asterisk telephone prompts (7 persons) ->
+# by seed and stratified by sex). With --rhvoice true, RHVoice voices (one recorded person each) join
+# mini_train and mini_val, synthesized and augmented alike (mini_test and real_test unchanged). Real speech: the Asterisk telephone prompts (7 persons) ->
 # <data>/real_test. Test and validation sets get trials. Everything fetched from Debian lands in
 # --download-dir (private apt configuration, nothing installed), so a rerun needs no network; a
 # complete build leaves a stamp and a rerun with the same options only prints the summary.
@@ -22,6 +23,9 @@ real_voices=false      # mini corpus version 5: recorded human voices in train/v
 real_train_utts=100    # pieces of real speech per real speaker (version 5)
 n_real_val=6           # real validation speakers (version 5)
 n_real_test=8          # real2_test speakers (version 5)
+rhvoice=false          # RHVoice synthetic voices (32 persons) in mini_train and mini_val
+rhv_voices=            # comma-separated RHVoice persons (empty: all 32); toy runs use a few
+n_rhv_val=4            # RHVoice validation speakers
 download_dir=downloads
 
 help_message="Usage: $0 [options] <data-dir>
@@ -43,6 +47,11 @@ Options:
   --real-train-utts N    pieces (1.5-8 s) per real speaker (default $real_train_utts)
   --n-real-val N         real validation speakers, 0 or >= 2 (default $n_real_val)
   --n-real-test N        real2_test speakers, 0 or >= 2 (default $n_real_test)
+  --rhvoice BOOL         add RHVoice synthetic voices (32 persons, 17 female; ~290 MB of packages, several
+                         CC-BY-NC-ND: non-commercial research only, see README) to mini_train and mini_val;
+                         mini_test, real_test, real2_test unchanged (default $rhvoice)
+  --rhv-voices LIST      comma-separated RHVoice persons, e.g. slt,anna,magda (default: all 32)
+  --n-rhv-val N          RHVoice validation speakers, 0 or >= 2 (default $n_rhv_val)
   --download-dir DIR     cache of fetched Debian packages (default $download_dir)
 Needs Debian's apt (apt-get, dpkg) the first time, to fetch espeak-ng/mbrola (when not installed), the
 mbrola-* voices and the Asterisk prompt packages without installing them (local/fetch_debs.sh).
@@ -71,6 +80,7 @@ fi
 params="version=$version seed=$seed voices=$voices utts_per_spk=$utts_per_spk n_test=$n_test n_val=$n_val"
 params="$params real_test=$real_test real_max_utts=$real_max_utts"
 $real_voices && params="$params real_train_utts=$real_train_utts n_real_val=$n_real_val n_real_test=$n_real_test"
+$rhvoice && params="$params rhvoice=true rhv_voices=$rhv_voices n_rhv_val=$n_rhv_val"
 stamp=$data/.mini_corpus.done
 summary=$data/mini_audio/summary.txt
 
@@ -116,11 +126,21 @@ if [ ${#real_pkgs[@]} -gt 0 ]; then
   "$local_dir/fetch_debs.sh" "$download_dir/real" "${real_pkgs[@]}"
   echo "$0: real-voice packages ready in $(( $(date +%s) - t_fetch )) s" >&2
 fi
+if $rhvoice; then
+  t_fetch=$(date +%s)
+  # $(...), not <(...): an unknown --rhv-voices name must stop the script here.
+  rhv_list=$(python -m dmha.bin.make_mini_corpus --print-rhvoice-packages --rhv-voices "$rhv_voices" "$data")
+  mapfile -t rhv_pkgs <<< "$rhv_list"
+  # With their dependencies: a bare machine also needs libsonic0, libpulse0 and what they pull in.
+  "$local_dir/fetch_debs.sh" --with-deps true "$download_dir/rhvoice" "${rhv_pkgs[@]}"
+  echo "$0: RHVoice packages ready in $(( $(date +%s) - t_fetch )) s" >&2
+fi
 
 # --- build ---------------------------------------------------------------------------------------
 opts=(--seed "$seed" --nj "$nj" --voices "$voices" --utts-per-spk "$utts_per_spk" --real-test "$real_test"
       --real-max-utts "$real_max_utts" --download-dir "$download_dir" --real-voices "$real_voices"
-      --real-train-utts "$real_train_utts" --n-real-val "$n_real_val" --n-real-test "$n_real_test")
+      --real-train-utts "$real_train_utts" --n-real-val "$n_real_val" --n-real-test "$n_real_test"
+      --rhvoice "$rhvoice" --rhv-voices "$rhv_voices" --n-rhv-val "$n_rhv_val")
 [ -n "$n_test" ] && opts+=(--n-test "$n_test")
 [ -n "$n_val" ] && opts+=(--n-val "$n_val")
 python -m dmha.bin.make_mini_corpus "${opts[@]}" "$data" > "$summary.tmp"

@@ -1,8 +1,10 @@
 """Build the mini corpus data dirs from already fetched packages (local/make_mini_corpus.sh fetches them).
 
 Writes <data>/mini_train, <data>/mini_val, <data>/mini_test (+ trials) and, with --real-test,
-<data>/real_test (+ trials); audio under <data>/mini_audio/. Prints speaker, utterance, hour and trial
-counts per set. ``--print-packages`` only lists the Debian voice packages the chosen voices need.
+<data>/real_test (+ trials); audio under <data>/mini_audio/. With --rhvoice, RHVoice persons join
+mini_train and mini_val (audio under <data>/mini_audio/rhvoice/). Prints speaker, utterance, hour and
+trial counts per set. ``--print-packages`` only lists the Debian voice packages the chosen voices need
+(``--print-rhvoice-packages``: those of the RHVoice voices, fetched with their dependencies).
 """
 
 from __future__ import annotations
@@ -15,8 +17,17 @@ from pathlib import Path
 from dmha.bin._cli import run_main
 from dmha.common.errors import UserError
 from dmha.common.fileio import read_kv, write_kv
-from dmha.corpus import asterisk, real_sources
-from dmha.corpus.mini import SynthConfig, build_synthetic, pool_map, summarize, write_set, write_wav
+from dmha.corpus import asterisk, real_sources, rhvoice
+from dmha.corpus.mini import (
+    SynthConfig,
+    augment_speakers,
+    build_synthetic,
+    pool_map,
+    summarize,
+    synthesize_voices,
+    write_set,
+    write_wav,
+)
 from dmha.corpus.real_corpus import RealConfig, build_real
 from dmha.corpus.synth import setup_espeak
 from dmha.corpus.voices import select_voices, split_speakers
@@ -65,8 +76,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="a real speaker with fewer usable pieces is left out (default 10)")
     p.add_argument("--n-real-val", type=int, default=6, help="real validation speakers (default 6)")
     p.add_argument("--n-real-test", type=int, default=8, help="real2_test speakers (default 8)")
+    p.add_argument("--rhvoice", choices=("true", "false"), default="false",
+                   help="add RHVoice synthetic voices (one per recorded person) to train and validation "
+                        "(default false)")
+    p.add_argument("--rhv-voices", default="",
+                   help="comma-separated RHVoice persons, e.g. slt,anna,magda (default: all 32)")
+    p.add_argument("--n-rhv-val", type=int, default=4, help="RHVoice validation speakers (default 4)")
     p.add_argument("--print-packages", action="store_true",
                    help="print the Debian packages needed for --voices (and --real-test) and exit")
+    p.add_argument("--print-rhvoice-packages", action="store_true",
+                   help="print the Debian packages of --rhv-voices (program, libraries, languages), exit")
     return p.parse_args(argv)
 
 
@@ -75,6 +94,67 @@ def _report(stats: dict[str, dict]) -> None:
     for name, st in stats.items():
         print(f"{name:<12} {st['speakers']:>8} {st['utterances']:>6} {st['hours']:>6.2f} "
               f"{st.get('target', '-'):>8} {st.get('nontarget', '-'):>10}")
+
+
+def extend_set(data_dir: Path, name: str, rows: dict[str, list[tuple[str, str, float, str]]],
+               sexes: dict[str, str], trials_seed: int | None, args: argparse.Namespace) -> dict:
+    """Add speakers (rows: uid, wav, dur, ...) to the data dir ``name`` (created if absent) and rewrite it;
+    trials over all its speakers are drawn again when ``trials_seed`` is given. Returns its figures."""
+    utt2wav: dict[str, str] = {}
+    utt2spk: dict[str, str] = {}
+    utt2dur: dict[str, float] = {}
+    spk2gender: dict[str, str] = {}
+    if (data_dir / name / "wav.scp").is_file():
+        utt2wav = read_kv(data_dir / name / "wav.scp")
+        utt2spk = read_kv(data_dir / name / "utt2spk")
+        utt2dur = {u: float(d) for u, d in read_kv(data_dir / name / "utt2dur").items()}
+        spk2gender = read_kv(data_dir / name / "spk2gender")
+    for s, spk_rows in rows.items():
+        for uid, path, dur, *_ in spk_rows:
+            utt2wav[uid], utt2spk[uid], utt2dur[uid] = path, s, dur
+        spk2gender[s] = sexes[s]
+    trials = None
+    if trials_seed is not None:
+        trials = make_trials(utt2spk, args.nontarget_ratio, min_trials=args.min_trials, seed=trials_seed)
+    write_set(data_dir / name, utt2wav, utt2spk, utt2dur, spk2gender, trials)
+    return summarize(utt2spk, utt2dur, trials)
+
+
+def _clean_pool(clean_dir: Path, speakers: list[str]) -> list[str]:
+    """The clean wavs of ``speakers`` (sorted by speaker, then utterance): babble sources."""
+    return [str(p) for s in sorted(speakers) for p in sorted((clean_dir / s).glob("*.wav"))]
+
+
+def add_rhvoice(args: argparse.Namespace, data_dir: Path, audio_dir: Path, dl: Path, cfg: SynthConfig,
+                mbrola_split: dict[str, list[str]], stats: dict[str, dict]) -> None:
+    """RHVoice persons: synthesized, augmented like the MBROLA voices, added to mini_train and mini_val.
+
+    Babble noise of an RHVoice utterance comes from the other speakers (MBROLA and RHVoice) of its own
+    split, as for the MBROLA voices; the MBROLA audio and mini_test are not touched.
+    """
+    voices = rhvoice.select_rhvoice_voices([v for v in args.rhv_voices.replace(",", " ").split() if v])
+    split = rhvoice.split_rhvoice(voices, args.seed, args.n_rhv_val)
+    log.info("RHVoice split (seed %d): train %d, val %d: val=%s", args.seed, len(split["train"]),
+             len(split["val"]), ",".join(split["val"]))
+    root = audio_dir / "rhvoice"
+    write_kv(root / "speaker_split", {p: " ".join(s) for p, s in split.items()}, sort=False)
+    engine = rhvoice.setup_rhvoice(dl / "rhvoice", root / "home", voices)
+    rcfg = rhvoice.rhvoice_config(cfg)
+    clean = synthesize_voices(engine, voices, args.seed, args.nj, rcfg, root / "clean", "RHVoice synthesis")
+    write_kv(root / "utt2text", {uid: text for rows in clean.values() for uid, _, _, text in rows})
+    pools, order = {}, []
+    for part in ("train", "val"):
+        mbrola_pool = _clean_pool(audio_dir / "clean", mbrola_split.get(part, []))
+        for spk in split[part]:
+            pools[spk] = mbrola_pool + [p for o in split[part] if o != spk for _, p, _, _ in clean[o]]
+            order.append(spk)
+    final = augment_speakers(clean, order, pools, args.seed, args.nj, rcfg, root / "wav")
+    write_kv(root / "utt2aug", {uid: d for rows in final.values() for uid, _, _, d in rows})
+    sexes = {v.db: v.sex for v in voices}
+    for part, name in (("train", "mini_train"), ("val", "mini_val")):
+        if split[part]:
+            seed = args.seed if part == "val" else None
+            stats[name] = extend_set(data_dir, name, {s: final[s] for s in split[part]}, sexes, seed, args)
 
 
 def add_real_voices(args: argparse.Namespace, data_dir: Path, audio_dir: Path, dl: Path,
@@ -91,30 +171,19 @@ def add_real_voices(args: argparse.Namespace, data_dir: Path, audio_dir: Path, d
     write_kv(audio_dir / "real_speaker_split", {p: " ".join(s) for p, s in split.items()}, sort=False)
     write_kv(audio_dir / "realv.sources", {u: src for r in rows.values() for u, _, _, src in r})
     for part, name in (("train", "mini_train"), ("val", "mini_val"), ("test", "real2_test")):
-        spks = split[part]
-        if not spks:
-            continue
-        utt2wav, utt2spk, utt2dur, spk2gender = {}, {}, {}, {}
-        if name != "real2_test" and (data_dir / name / "wav.scp").is_file():
-            utt2wav = read_kv(data_dir / name / "wav.scp")
-            utt2spk = read_kv(data_dir / name / "utt2spk")
-            utt2dur = {u: float(d) for u, d in read_kv(data_dir / name / "utt2dur").items()}
-            spk2gender = read_kv(data_dir / name / "spk2gender")
-        for s in spks:
-            for uid, path, dur, _ in rows[s]:
-                utt2wav[uid], utt2spk[uid], utt2dur[uid] = path, s, dur
-            spk2gender[s] = sexes[s]
-        trials = None
-        if part != "train":
-            trials = make_trials(utt2spk, args.nontarget_ratio, min_trials=args.min_trials, seed=args.seed)
-        write_set(data_dir / name, utt2wav, utt2spk, utt2dur, spk2gender, trials)
-        stats[name] = summarize(utt2spk, utt2dur, trials)
+        if split[part]:
+            seed = None if part == "train" else args.seed
+            stats[name] = extend_set(data_dir, name, {s: rows[s] for s in split[part]}, sexes, seed, args)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     names = [v for v in args.voices.replace(",", " ").split() if v]
     voices = select_voices(names)
+    if args.print_rhvoice_packages:
+        rhv_names = [v for v in args.rhv_voices.replace(",", " ").split() if v]
+        print("\n".join(rhvoice.packages(rhvoice.select_rhvoice_voices(rhv_names))))
+        return 0
     if args.print_packages:
         pkgs = [v.package for v in voices] + (list(asterisk.PACKAGES) if args.real_test == "true" else [])
         pkgs += list(real_sources.PACKAGES) if args.real_voices == "true" else []
@@ -141,6 +210,10 @@ def main(argv: list[str] | None = None) -> int:
                             {"train": "mini_train", "val": "mini_val", "test": "mini_test"},
                             args.nontarget_ratio, args.min_trials)
     log.info("synthetic sets done in %.0f s", time.time() - t0)
+    if args.rhvoice == "true":
+        t1 = time.time()
+        add_rhvoice(args, data_dir, audio_dir, dl, cfg, split, stats)
+        log.info("RHVoice voices done in %.0f s", time.time() - t1)
     if args.real_voices == "true":
         t1 = time.time()
         add_real_voices(args, data_dir, audio_dir, dl, stats)

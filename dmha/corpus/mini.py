@@ -20,6 +20,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import soundfile as sf
@@ -27,7 +28,7 @@ import soundfile as sf
 from dmha.augment import effects as augment
 from dmha.common.errors import UserError
 from dmha.common.fileio import write_kv
-from dmha.corpus.synth import SAMPLE_RATE, Espeak, to_16k, trim_silence
+from dmha.corpus.synth import SAMPLE_RATE, to_16k, trim_silence
 from dmha.corpus.text import make_text
 from dmha.corpus.voices import Voice
 from dmha.data.trials import Trials, make_trials, write_trials
@@ -73,20 +74,46 @@ def write_wav(path: Path, wave: np.ndarray) -> None:
 
 # --- pass 1: clean synthesis ---------------------------------------------------------------------
 
-def synth_utterance(espeak: Espeak, voice: Voice, rng: np.random.Generator, cfg: SynthConfig,
+class Engine(Protocol):
+    """A synthesizer (espeak-ng + MBROLA, RHVoice): text -> (waveform, sample rate)."""
+
+    def synthesize(self, text: str, voice: str, rate: int, pitch: int, amplitude: int = 100,
+                   tmpdir: str | None = None) -> tuple[np.ndarray, int]: ...
+
+
+class SynthVoice(Protocol):
+    """One speaker of an engine (an MBROLA database, an RHVoice person): what the builder needs."""
+
+    db: str      # the speaker id
+    sex: str
+    lang: str
+
+    @property
+    def has_english(self) -> bool: ...
+
+    def engine_voice(self, english: bool) -> str: ...
+
+    def sec_per_word(self, rate: int) -> float: ...
+
+    def failure_hint(self) -> str: ...
+
+
+def synth_utterance(espeak: Engine, voice: SynthVoice, rng: np.random.Generator, cfg: SynthConfig,
                     tmpdir: str | None = None, sec_per_word: float | None = None) -> tuple[np.ndarray, str]:
     """One clean utterance of ``cfg.min_dur``-``cfg.max_dur`` s; returns (16 kHz waveform, text).
 
     The word count is re-estimated from the duration obtained until it fits (at most 6 tries);
     a still-too-long result is cut at ``max_dur``. Raises RuntimeError when nothing fits. A voice with
-    an English variant speaks English text with probability ``cfg.p_english``.
+    an English variant speaks English text with probability ``cfg.p_english``. ``rate`` and ``pitch``
+    are drawn in the engine's own units (``cfg.rate_range``, ``cfg.pitch_range``).
     """
     english = voice.has_english and rng.random() < cfg.p_english
-    lang, espeak_voice = ("en", f"{voice.espeak_voice}-en") if english else (voice.lang, voice.espeak_voice)
+    lang = "en" if english else voice.lang
+    espeak_voice = voice.engine_voice(english)
     rate = int(rng.integers(cfg.rate_range[0], cfg.rate_range[1] + 1))
     pitch = int(rng.integers(cfg.pitch_range[0], cfg.pitch_range[1] + 1))
     target = float(rng.uniform(cfg.min_dur + 0.3, cfg.max_dur - 0.5))
-    spw = sec_per_word or 60.0 / rate
+    spw = sec_per_word or voice.sec_per_word(rate)
     n_words = max(1, int(round(target / spw)))
     wave = np.zeros(0, dtype=np.float32)
     text = ""
@@ -133,7 +160,7 @@ def _synth_speaker(args: tuple) -> list[tuple[str, str, float, str]]:
             rows.append((uid, str(path), len(wave) / SAMPLE_RATE, text))
     if len(rows) < max(2, n_utts // 2):
         raise UserError(f"voice {voice.db}: only {len(rows)} of {n_utts} utterances could be synthesized "
-                        f"with espeak-ng -v {voice.espeak_voice}; leave it out (--voices) or check espeak-ng")
+                        f"{voice.failure_hint()}")
     return rows
 
 
@@ -218,23 +245,42 @@ def write_set(dest: Path, utt2wav: dict[str, str], utt2spk: dict[str, str], utt2
         write_trials(dest / "trials", trials)
 
 
-def build_synthetic(espeak: Espeak, voices: list[Voice], split: dict[str, list[str]], data_dir: Path,
+Rows = list[tuple[str, str, float, str]]   # per speaker: (uid, wav path, duration s, text or description)
+
+
+def synthesize_voices(engine: Engine, voices: Sequence[SynthVoice], seed: int, nj: int, cfg: SynthConfig,
+                      clean_dir: Path, what: str = "synthesis") -> dict[str, Rows]:
+    """Pass 1 for every voice (one task per voice): speaker id -> rows (uid, clean wav, dur, text)."""
+    by_db = {v.db: v for v in voices}
+    tasks = [(engine, by_db[db], seed, cfg, clean_dir) for db in sorted(by_db)]
+    return dict(zip(sorted(by_db), pool_map(_synth_speaker, tasks, nj, what)))
+
+
+def augment_speakers(clean: dict[str, Rows], speakers: Sequence[str], pools: dict[str, list[str]], seed: int,
+                     nj: int, cfg: SynthConfig, wav_dir: Path) -> dict[str, Rows]:
+    """Pass 2 for ``speakers``: speaker id -> rows (uid, wav, dur, augmentation description).
+
+    ``pools[spk]``: the clean wavs babble noise may draw from (other speakers of the same split only).
+    """
+    tasks = [(spk, [(uid, p) for uid, p, _, _ in clean[spk]], seed, cfg, wav_dir, pools[spk])
+             for spk in speakers]
+    rows = pool_map(_augment_speaker, tasks, nj, "augmentation")
+    return {t[0]: r for t, r in zip(tasks, rows)}
+
+
+def build_synthetic(espeak: Engine, voices: list[Voice], split: dict[str, list[str]], data_dir: Path,
                     audio_dir: Path, seed: int, nj: int, cfg: SynthConfig, set_names: dict[str, str],
                     nontarget_ratio: float = 10.0, min_trials: int = 20000) -> dict[str, dict]:
     """Synthesize, augment and write one data dir per split; returns per-set figures."""
     by_db = {v.db: v for v in voices}
     clean_dir, wav_dir = audio_dir / "clean", audio_dir / "wav"
-    tasks = [(espeak, by_db[db], seed, cfg, clean_dir) for db in sorted(by_db)]
-    clean = dict(zip(sorted(by_db), pool_map(_synth_speaker, tasks, nj, "synthesis")))
+    clean = synthesize_voices(espeak, voices, seed, nj, cfg, clean_dir)
     write_kv(audio_dir / "utt2text", {uid: text for rows in clean.values() for uid, _, _, text in rows})
 
-    aug_tasks = []
-    for spks in split.values():
-        for spk in spks:
-            pool = [p for other in spks if other != spk for _, p, _, _ in clean[other]]
-            aug_tasks.append((spk, [(uid, p) for uid, p, _, _ in clean[spk]], seed, cfg, wav_dir, pool))
-    aug_rows = pool_map(_augment_speaker, aug_tasks, nj, "augmentation")
-    final = {t[0]: rows for t, rows in zip(aug_tasks, aug_rows)}
+    order = [spk for spks in split.values() for spk in spks]
+    pools = {spk: [p for other in spks if other != spk for _, p, _, _ in clean[other]]
+             for spks in split.values() for spk in spks}
+    final = augment_speakers(clean, order, pools, seed, nj, cfg, wav_dir)
     write_kv(audio_dir / "utt2aug", {uid: d for rows in final.values() for uid, _, _, d in rows})
 
     stats = {}

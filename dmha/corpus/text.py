@@ -4,6 +4,8 @@ Speaker verification should not be solvable by the text, and one speaker's utter
 sound alike: every utterance gets its own random text. Eight languages have real word lists
 (random word sequences with punctuation, so the prosody varies); the other Latin-script languages get
 pronounceable pseudo-words mixed with numbers (espeak-ng applies the language's letter-to-sound rules);
+Cyrillic-script languages (the RHVoice voices of Russian, Ukrainian, Kyrgyz, Tatar, Macedonian) get the
+same pseudo-words written in Cyrillic, since those voices would spell Latin letters or switch voice;
 non-Latin-script voices (Arabic, Greek, Hindi, Farsi, Japanese, Telugu) get digit strings, which
 espeak-ng reads as number words of the voice's language (Hebrew gets a Hebrew word list: its MBROLA voices
 stay silent on digits).
@@ -64,6 +66,9 @@ _WORDS = {
 _WORD_LISTS = {k: v.split() for k, v in _WORDS.items()}
 
 _NON_LATIN = {"ar", "el", "hi", "fa", "ja", "te", "zh"}
+_CYRILLIC = {"ru", "uk", "ky", "tt", "mk", "be", "bg"}
+# One Cyrillic letter per pseudo-word letter: the same draws give the same word in either script.
+_TO_CYRILLIC = str.maketrans("bdfgklmnprstvaeiou", "бдфгклмнпрстваеиоу")
 _CONSONANTS = list("bdfgklmnprstv")
 _VOWELS = list("aeiou")
 
@@ -74,12 +79,14 @@ def word_list(family: str) -> list[str]:
 
 
 def text_family(lang: str) -> str:
-    """Which generator serves an espeak language: a word-list key, ``pseudo`` or ``digits``."""
+    """Which generator serves a language: a word-list key, ``pseudo``, ``cyrillic`` or ``digits``."""
     base = lang.split("-")[0]
     if base in _WORD_LISTS:
         return base
     if base in _NON_LATIN:
         return "digits"
+    if base in _CYRILLIC:
+        return "cyrillic"
     return "pseudo"
 
 
@@ -109,8 +116,9 @@ def make_text(lang: str, n_words: int, rng: np.random.Generator) -> str:
     for _ in range(n_words):
         if family == "digits":
             w = _number(rng)
-        elif family == "pseudo":
+        elif family in ("pseudo", "cyrillic"):
             w = _number(rng) if rng.random() < 0.15 else _pseudo_word(rng)
+            w = w.translate(_TO_CYRILLIC) if family == "cyrillic" else w
         else:
             w = str(rng.choice(_WORD_LISTS[family]))
         words.append(w)

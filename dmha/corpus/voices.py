@@ -55,6 +55,18 @@ class Voice:
         """espeak-ng has an English voice ``mb-<db>-en`` on this database."""
         return self.db in _EN_VARIANTS
 
+    def engine_voice(self, english: bool) -> str:
+        """The espeak-ng voice that speaks this database (its English variant for English text)."""
+        return f"{self.espeak_voice}-en" if english else self.espeak_voice
+
+    def sec_per_word(self, rate: int) -> float:
+        """First guess of the duration of a word at espeak-ng's ``rate`` (words per minute)."""
+        return 60.0 / rate
+
+    def failure_hint(self) -> str:
+        """What to do when the voice cannot synthesize (the builder's error names the voice)."""
+        return f"with espeak-ng -v {self.espeak_voice}; leave it out (--voices) or check espeak-ng"
+
 
 def all_voices() -> list[Voice]:
     """The 70 usable voices, sorted by database name."""
