@@ -239,6 +239,26 @@ def test_stage_writes_cmn_side_tables_matching_its_features(tmp_path):
         assert np.array_equal(table.mean[i], utterance_mean(kaldiio.load_mat(scp[utt]))), utt
 
 
+def test_rerun_removes_temporary_files_a_killed_job_left(tmp_path):
+    """A job SIGKILLed while writing its side table leaves .<table>.XXXX.tmp; the rerun of the job
+    removes it (the kill test saw one survive when the kill landed there)."""
+    entries = {}
+    for i in range(2):
+        w = tmp_path / f"a{i}.wav"
+        sf.write(w, speechish(SR + 301 * i, i), SR, subtype="PCM_16")
+        entries[f"s{i}-a{i}"] = str(w)
+    d = tmp_path / "d"
+    write_data_dir(d, entries)
+    (d / "data").mkdir()
+    stale = [d / "data" / ".raw_fbank_d.1.cmn.npy.k1ll3d.tmp", d / "data" / ".raw_fbank_d.2.cmn.npy.x9.tmp"]
+    keep = d / "data" / "notes.tmp"  # not a temporary copy of a job's file: left alone
+    for p in (*stale, keep):
+        p.write_bytes(b"partial")
+    make_fbank("--nj", "2", str(d))
+    assert not any(p.exists() for p in stale)
+    assert keep.exists() and len(read_kv(d / "feats.scp")) == 2
+
+
 def test_cm2_storage_halves_the_arks_and_crops_partially_like_whole_reads(tmp_path):
     """--storage cm2 writes Kaldi 2-byte compressed matrices (close to float32, half the bytes) with side
     tables; partial crops equal whole-utterance crops; switching back to float32 recomputes."""

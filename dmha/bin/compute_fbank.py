@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     from dmha.common.device import resolve_device
     from dmha.common.fileio import read_kv, write_kv
     from dmha.features.audio import AudioError, load_audio
-    from dmha.features.cmn_table import write_table
+    from dmha.features.cmn_table import table_path, write_table
     from dmha.features.fbank import compute_fbank, utterance_mean
     from dmha.features.stage import STORAGES, JobFiles, check_storage, job_is_complete, load_fbank_config
 
@@ -90,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
             log.info("%s is complete for %s; skipping this job", files.scp, a.wav_scp)
             return 0
         files.scp.unlink(missing_ok=True)  # from now on this job is "not finished"
+        # A job killed while atomic_open wrote one of its files leaves that file's temporary copy
+        # (.<name>.XXXX.tmp); under the job lock nobody else writes them, so the rerun removes them.
+        for out in (table_path(files.ark), files.bad, files.notes, files.frames):
+            for stale in out.parent.glob(f".{out.name}.*.tmp"):
+                stale.unlink(missing_ok=True)
         ark_tmp = Path(f"{files.ark}.tmp")
         scp_tmp = Path(f"{files.scp}.tmp")
         bad: dict[str, str] = {}
