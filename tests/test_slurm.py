@@ -28,6 +28,12 @@ LAUNCH = str(REPO / "utils" / "launch.sh")
 
 # ---------------------------------------------------------------- without Slurm: mapping and config
 
+
+def _sigint_default() -> None:
+    """A job started in the background by a non-interactive shell inherits SIGINT ignored, and Python then
+    never raises KeyboardInterrupt; give the launcher the default so the test sends a real Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 def test_array_spec_compresses_runs_and_queue_name_drops_index():
     assert array_spec([1, 2, 3, 4]) == "1-4"
     assert array_spec([7, 1, 2, 9, 10, 4]) == "1-2,4,7,9-10"
@@ -230,7 +236,8 @@ def test_ctrl_c_cancels_the_array(tmp_path, slurm):
     env = dict(os.environ, PYTHONPATH=str(REPO), LC_ALL="C")
     launcher = subprocess.Popen([sys.executable, "-m", "dmha.bin.launch", "--backend", "slurm", "JOB=1:2",
                                  f"{tmp_path}/k.JOB.log", f"sleep 300 & echo $! > {tmp_path}/pid.JOB; wait"],
-                                env=env, stderr=subprocess.PIPE, text=True)
+                                env=env, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=_sigint_default)
     try:
         files = [tmp_path / "pid.1", tmp_path / "pid.2"]
         deadline = time.monotonic() + 60
