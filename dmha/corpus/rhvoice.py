@@ -23,17 +23,15 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from dmha.common.errors import UserError
 from dmha.corpus.mini import SynthConfig
-from dmha.corpus.synth import _multiarch_lib_dirs
+from dmha.corpus.synth import _multiarch_lib_dirs, run_to_wav
 from dmha.corpus.voices import split_speakers
 
 # RHVoice language (voice.info "language=") -> the text language of dmha.corpus.text
@@ -202,14 +200,8 @@ class RHVoice:
         with tempfile.TemporaryDirectory(prefix="dmha-rhv-", dir=tmpdir) as work:
             out = Path(work) / "out.wav"
             cmd = [self.binary, "-p", profile, "-r", str(int(rate)), "-t", str(int(pitch)), "-o", str(out)]
-            proc = subprocess.run(cmd, input=text, env=env, capture_output=True, text=True)
-            if proc.returncode != 0 or not out.is_file() or out.stat().st_size <= 44:
-                raise RuntimeError(f"RHVoice-test -p {profile} ({voice}) gave no audio "
-                                   f"(rc {proc.returncode}): {proc.stderr.strip()[-300:]}")
-            wave, sr = sf.read(out, dtype="float32", always_2d=False)
-        if wave.ndim > 1:
-            wave = wave.mean(axis=1)
-        return wave, sr
+            return run_to_wav(cmd, out, env, f"RHVoice-test -p {profile} ({voice}) gave no audio",
+                              text_input=text)
 
 
 def read_voice_info(path: Path) -> dict[str, str]:

@@ -48,18 +48,11 @@ class Espeak:
         """Synthesize ``text``; returns (float32 mono waveform, sample rate). Empty output is an error."""
         if voice.startswith("mb-") and self.mbrola:
             return self._synthesize_mbrola(text, voice, rate, pitch, amplitude, tmpdir)
-        with tempfile.NamedTemporaryFile(suffix=".wav", dir=tmpdir) as tmp:
+        with tempfile.TemporaryDirectory(dir=tmpdir) as work:
+            out = Path(work) / "out.wav"
             cmd = [self.binary, "-v", voice, "-s", str(int(rate)), "-p", str(int(pitch)),
-                   "-a", str(int(amplitude)), "-w", tmp.name, "--", text]
-            proc = subprocess.run(cmd, env=self.env, capture_output=True, text=True)
-            size = os.path.getsize(tmp.name)
-            if proc.returncode != 0 or size <= 44:
-                raise RuntimeError(f"espeak-ng -v {voice} failed (rc {proc.returncode}): "
-                                   f"{proc.stderr.strip()[:300]}")
-            wave, sr = sf.read(tmp.name, dtype="float32", always_2d=False)
-        if wave.ndim > 1:
-            wave = wave.mean(axis=1)
-        return wave, sr
+                   "-a", str(int(amplitude)), "-w", str(out), "--", text]
+            return run_to_wav(cmd, out, self.env, f"espeak-ng -v {voice} failed")
 
 
     def _synthesize_mbrola(self, text: str, voice: str, rate: int, pitch: int, amplitude: int,
@@ -80,14 +73,24 @@ class Espeak:
             # amplitude/60 gives espeak-ng's level for -a within 3% (us1: RMS 0.078 vs 0.080 at -a 60).
             cmd = [self.mbrola, "-e", "-v", f"{amplitude / 60:.4f}", str(db_path), str(pho_file),
                    str(wav_file)]
-            proc = subprocess.run(cmd, env=self.env, capture_output=True, text=True)
-            if proc.returncode != 0 or not wav_file.is_file() or wav_file.stat().st_size <= 44:
-                raise RuntimeError(f"mbrola {db} (voice {voice}) failed (rc {proc.returncode}): "
-                                   f"{proc.stderr.strip()[:300]}")
-            wave, sr = sf.read(wav_file, dtype="float32", always_2d=False)
-        if wave.ndim > 1:
-            wave = wave.mean(axis=1)
-        return wave, sr
+            return run_to_wav(cmd, wav_file, self.env, f"mbrola {db} (voice {voice}) failed")
+
+
+def run_to_wav(cmd: list[str], wav_file: Path, env: dict[str, str], failure: str,
+               text_input: str | None = None) -> tuple[np.ndarray, int]:
+    """Run a synthesizer that writes ``wav_file``; returns (float32 mono waveform, sample rate).
+
+    Synthesizers exit 0 even when they could not write (RHVoice), so a missing file or one holding
+    only a header is an error too: RuntimeError ``"<failure> (rc N): <end of stderr>"``, which the
+    corpus builder logs and skips that utterance on.
+    """
+    proc = subprocess.run(cmd, input=text_input, env=env, capture_output=True, text=True)
+    if proc.returncode != 0 or not wav_file.is_file() or wav_file.stat().st_size <= 44:
+        raise RuntimeError(f"{failure} (rc {proc.returncode}): {proc.stderr.strip()[-300:]}")
+    wave, sr = sf.read(wav_file, dtype="float32", always_2d=False)
+    if wave.ndim > 1:
+        wave = wave.mean(axis=1)
+    return wave, sr
 
 def _multiarch_lib_dirs(root: Path) -> list[str]:
     dirs = []
