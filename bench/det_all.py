@@ -21,23 +21,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from dmha.common.errors import UserError  # noqa: E402
-
-LABELS = {"target": True, "nontarget": False}
+from dmha.data.trials import read_score_file  # noqa: E402
 
 
 def read_scores(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Scores and target labels of a 4-column score file."""
-    if not path.is_file():
-        raise UserError(f"{path}: score file not found; run steps/score.sh first")
-    scores, labels = [], []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            parts = line.split()
-            if len(parts) != 4 or parts[3] not in LABELS:
-                raise UserError(f"{path}:{lineno}: expected 'enroll test score target|nontarget'")
-            scores.append(float(parts[2]))
-            labels.append(LABELS[parts[3]])
-    return np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=bool)
+    trials, scores = read_score_file(path)
+    return scores, trials.labels
 
 
 def main(argv: list[str] | None = None) -> int:

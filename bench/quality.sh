@@ -24,6 +24,7 @@ nj=2
 jobs=1             # trainings run at once (each uses the config's train.num_threads torch threads)
 device=auto
 exp_root=exp/quality
+bootstrap=1000     # draws of the paired seed x speaker bootstrap (significance table; 0: none)
 out=bench/results/quality
 
 help_message="Usage: $0 [options]
@@ -49,6 +50,8 @@ Options:
                        thread nearly halves the wall time (default $jobs)
   --device DEV         auto | cpu | cuda (default $device)
   --exp-root DIR       (default $exp_root)
+  --bootstrap N        draws of the paired bootstrap over seeds and test speakers that says whether the
+                       best system is significantly better than each other one (0: none) (default $bootstrap)
   --out PREFIX         (default $out)
 Examples:
   bench/quality.sh --jobs 2                                 # full report: about an hour on 2 CPU cores
@@ -198,7 +201,7 @@ first_seed=${seeds%% *}
        "extra overrides: ${train_opts:-none}; device $device; runs at once: $jobs; load average $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
   python bench/quality_report.py --exp-root "$exp_root" --systems "${names[*]}" --seeds "$seeds" \
-    --sets "$test_sets" "${peer_opt[@]}"
+    --sets "$test_sets" "${peer_opt[@]}" --bootstrap "$bootstrap" --data-root data
   echo
   for set in $test_sets; do
     echo "DET ($set, seed $first_seed of each system): $(basename "$out").det.$set.png"

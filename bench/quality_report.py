@@ -7,7 +7,12 @@ deviation over seeds; none for one seed) and the seeds' range. The peer model (R
 ``<exp-root>/resemblyzer``, pre-trained, deterministic) has one run.
 
     python bench/quality_report.py --exp-root exp/quality --systems "stats dmha" --seeds "0 1 2" \\
-        --sets "mini_test real_test" --peer resemblyzer
+        --sets "mini_test real_test" --peer resemblyzer [--bootstrap 1000 --data-root data]
+
+With ``--bootstrap N`` a second table says, per test set, whether the system with the lowest mean EER
+is significantly better than each other system: a paired two-level bootstrap over the training seeds
+and the test speakers (:mod:`dmha.scoring.significance`; reads every run's ``scores/<set>.score`` and
+``<data-root>/<set>/utt2spk``).
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import argparse
 import statistics
 import sys
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -66,6 +73,54 @@ def _seconds(exp: Path) -> float | None:
     return float(f.read_text().strip()) if f.is_file() else None
 
 
+def _speaker_indices(data_dir: Path, enroll: list[str], test: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    from dmha.common.fileio import read_kv
+
+    utt2spk = read_kv(data_dir / "utt2spk")
+    missing = sorted({u for u in enroll + test if u not in utt2spk})
+    if missing:
+        raise UserError(f"{data_dir}/utt2spk: no speaker for {len(missing)} trial utterance(s), e.g. "
+                        f"{missing[0]}; is --data-root the data of these runs?")
+    index = {spk: i for i, spk in enumerate(sorted(set(utt2spk.values())))}
+    return (np.array([index[utt2spk[u]] for u in enroll]), np.array([index[utt2spk[u]] for u in test]))
+
+
+def significance_table(root: Path, data_root: Path, systems: list[str], seeds: list[str], sets: list[str],
+                       draws: int) -> list[str]:
+    """Markdown rows: per test set, the best system (lowest mean EER) against each other system."""
+    from dmha.data.trials import read_score_file
+    from dmha.scoring.significance import bootstrap_eers, compare, observed_eer
+
+    lines = ["| test set | best system | vs | EER % best / other | difference (points) | 95% interval | "
+             "P(best not better) | significant |", "|---|---|---|---|---|---|---|---|"]
+    for test_set in sets:
+        runs: dict[str, list[np.ndarray]] = {}
+        ref = None
+        for name in systems:
+            runs[name] = []
+            for seed in seeds:
+                path = root / f"{name}_s{seed}" / "scores" / f"{test_set}.score"
+                trials, scores = read_score_file(path)
+                if ref is None:
+                    ref, ref_path = trials, path
+                elif trials.enroll != ref.enroll or trials.test != ref.test:
+                    raise UserError(f"{path}: not the trials of {ref_path} (another trial list?); "
+                                    f"score every run on the same {test_set}")
+                runs[name].append(scores)
+        spk_a, spk_b = _speaker_indices(data_root / test_set, ref.enroll, ref.test)
+        observed = {name: observed_eer(r, ref.labels) for name, r in runs.items()}
+        boot = bootstrap_eers(runs, ref.labels, spk_a, spk_b, draws=draws)
+        best = min(observed, key=observed.get)
+        for other in systems:
+            if other == best:
+                continue
+            c = compare(best, other, observed, boot)
+            lines.append(f"| {test_set} | {best} | {other} | {c.eer_a:.2f} / {c.eer_b:.2f} | {c.diff:+.2f} | "
+                         f"[{c.low:+.2f}, {c.high:+.2f}] | {c.p_not_better:.3f} | "
+                         f"{'yes' if c.significant else 'no'} |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--exp-root", required=True)
@@ -73,7 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", required=True, help="space-separated seeds")
     p.add_argument("--sets", required=True, help="space-separated test sets")
     p.add_argument("--peer", default="", help="name of the peer system dir under --exp-root (optional)")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                   help="draws of the paired seed x speaker bootstrap (0: no significance table)")
+    p.add_argument("--data-root", default="data", help="where the test sets' utt2spk are (for --bootstrap)")
     args = p.parse_args(argv)
+    if args.bootstrap < 0:
+        raise UserError(f"--bootstrap must be >= 0, got {args.bootstrap}")
 
     root = Path(args.exp_root)
     sets, seeds = args.sets.split(), args.seeds.split()
@@ -99,6 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     print("\ntrials: " + ", ".join(f"{s} {n:,}" for s, n in trials.items()) +
           "; cells: mean ± sample sd (min..max) over seeds; EER and minDCF(P_target = 0.01, normalised) "
           "from steps/score.sh (cosine, no score normalisation)")
+    names = args.systems.split()
+    if args.bootstrap and len(names) > 1:
+        print(f"\nSignificance: paired bootstrap over seeds and test speakers ({args.bootstrap} draws; each "
+              "draw resamples the seeds and the speakers, the same for every system; interval: 2.5-97.5 "
+              "percentiles of the EER difference best - other; significant = the interval excludes 0)\n")
+        print("\n".join(significance_table(root, Path(args.data_root), names, seeds, sets, args.bootstrap)))
     return 0
 
 

@@ -59,6 +59,28 @@ def read_trials(path: PathLike, *, require_labels: bool = True) -> Trials:
     return Trials(enroll, test, np.asarray(labels, dtype=bool) if n_labelled else None)
 
 
+def read_score_file(path: PathLike) -> tuple[Trials, np.ndarray]:
+    """Read a labelled score file of steps/score.sh (``enroll test score target|nontarget`` per line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: score file not found; run steps/score.sh first")
+    enroll: list[str] = []
+    test: list[str] = []
+    scores: list[float] = []
+    labels: list[bool] = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            parts = line.split()
+            if len(parts) != 4 or parts[3] not in _LABELS:
+                raise UserError(f"{path}:{lineno}: expected 'enroll test score target|nontarget', "
+                                f"got {line!r}")
+            enroll.append(parts[0])
+            test.append(parts[1])
+            scores.append(float(parts[2]))
+            labels.append(_LABELS[parts[3]])
+    return Trials(enroll, test, np.asarray(labels, dtype=bool)), np.asarray(scores, dtype=np.float64)
+
+
 def write_trials(path: PathLike, trials: Trials) -> None:
     """Atomically write a trial list in Kaldi format."""
     with atomic_open(path) as f:
