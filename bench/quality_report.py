@@ -68,6 +68,18 @@ def _describe(exp: Path) -> str:
     return f"{cfg.pooling}{heads}, channels {cfg.widths()}, pooled dim {dim}"
 
 
+def _best_val_eer(exp: Path) -> float | None:
+    """Lowest validation EER (%) over the run's epochs (metrics.csv of the training loop), if any."""
+    import csv
+
+    f = exp / "metrics.csv"
+    if not f.is_file():
+        return None
+    with open(f, encoding="utf-8") as fh:
+        vals = [float(r["val_eer"]) for r in csv.DictReader(fh) if r.get("val_eer") not in (None, "")]
+    return min(vals) if vals else None
+
+
 def _seconds(exp: Path) -> float | None:
     f = exp / "quality_train_seconds"
     return float(f.read_text().strip()) if f.is_file() else None
@@ -137,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
 
     root = Path(args.exp_root)
     sets, seeds = args.sets.split(), args.seeds.split()
-    header = ["system", "model", "seeds"]
+    header = ["system", "model", "seeds", "best val EER %"]
     for s in sets:
         header += [f"{s} EER %", f"{s} minDCF(0.01)"]
     header.append("train s/run")
@@ -147,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         entries.append((args.peer, [root / args.peer]))
     for name, exps in entries:
         res = [_results(e, sets) for e in exps]
-        row = [name, _describe(exps[0]), str(len(exps)) if name != args.peer else "-"]
+        row = [name, _describe(exps[0]), str(len(exps)) if name != args.peer else "-",
+               _cell([v for v in (_best_val_eer(e) for e in exps) if v is not None], ".2f")]
         for s in sets:
             row.append(_cell([r[s]["eer"] for r in res], ".2f"))
             row.append(_cell([r[s]["mindcf_0.01"] for r in res], ".3f"))
@@ -158,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(lines))
     print("\ntrials: " + ", ".join(f"{s} {n:,}" for s, n in trials.items()) +
           "; cells: mean ± sample sd (min..max) over seeds; EER and minDCF(P_target = 0.01, normalised) "
-          "from steps/score.sh (cosine, no score normalisation)")
+          "from steps/score.sh (cosine, no score normalisation); best val EER: the lowest validation EER "
+          "of the run's epochs (the model that was scored, selected on the validation set only)")
     names = args.systems.split()
     if args.bootstrap and len(names) > 1:
         print(f"\nSignificance: paired bootstrap over seeds and test speakers ({args.bootstrap} draws; each "

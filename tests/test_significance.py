@@ -106,3 +106,12 @@ def test_quality_report_table_from_score_files(tmp_path):
     with pytest.raises(UserError, match="bad_s1.*not the trials of"):
         _quality_report().significance_table(tmp_path / "exp", tmp_path / "data", ["bad", "good"],
                                              ["0", "1"], ["t"], draws=10)
+
+
+def test_quality_report_best_validation_eer(tmp_path):
+    qr = _quality_report()
+    assert qr._best_val_eer(tmp_path) is None          # a pre-trained peer has no training metrics
+    (tmp_path / "metrics.csv").write_text("epoch,step,loss,acc,val_eer,val_mindcf,lr,time,margin\n"
+                                          "1,10,5,0.1,19.3,0.99,0.001,1,0.2\n2,20,4,0.2,12.5,0.9,0.001,2,0.4\n"
+                                          "3,30,3,0.3,14.0,0.9,0.001,3,0.4\n")
+    assert qr._best_val_eer(tmp_path) == 12.5
