@@ -15,19 +15,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from dmha.common.errors import UserError  # noqa: E402
 from dmha.data.trials import read_score_file  # noqa: E402
-
-
-def read_scores(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Scores and target labels of a 4-column score file."""
-    trials, scores = read_score_file(path)
-    return scores, trials.labels
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,9 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         label, sep, path = item.partition("=")
         if not sep or not label or not path:
             raise UserError(f"bad curve argument {item!r}; expected LABEL=SCORE_FILE")
-        scores, labels = read_scores(Path(path))
-        curves.append((label, det_curve(scores, labels)))
-        eers.append(compute_eer(scores, labels)[0])
+        trials, scores = read_score_file(Path(path))
+        curves.append((label, det_curve(scores, trials.labels)))
+        eers.append(compute_eer(scores, trials.labels)[0])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     plot_det(curves, args.out, title=args.title, eers=eers)
     print(f"det_all: {len(curves)} curves -> {args.out}", file=sys.stderr)

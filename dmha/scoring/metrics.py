@@ -73,6 +73,15 @@ def _check_inputs(scores, labels) -> tuple[np.ndarray, np.ndarray]:
     return scores, labels
 
 
+def group_ends(sorted_scores: np.ndarray) -> np.ndarray:
+    """Index of the last trial of each group of equal scores in ascending ``sorted_scores``: a threshold
+    just above that group rejects everything up to and including it (tied scores never split)."""
+    is_last = np.empty(sorted_scores.size, dtype=bool)
+    np.not_equal(sorted_scores[1:], sorted_scores[:-1], out=is_last[:-1])
+    is_last[-1] = True
+    return np.flatnonzero(is_last)
+
+
 def det_curve(scores, labels) -> DetPoints:
     """Exact miss/false-alarm rates at every threshold between distinct scores (one argsort).
 
@@ -87,13 +96,7 @@ def det_curve(scores, labels) -> DetPoints:
     sorted_scores = scores[order]
     sorted_labels = labels[order]
     del order
-    # Index of the last trial of each group of equal scores: a threshold just above that group
-    # rejects everything up to and including it.
-    is_last = np.empty(n, dtype=bool)
-    np.not_equal(sorted_scores[1:], sorted_scores[:-1], out=is_last[:-1])
-    is_last[-1] = True
-    last = np.flatnonzero(is_last)
-    del is_last
+    last = group_ends(sorted_scores)
     n_groups = last.size
     count_dtype = np.int32 if n < 2**31 else np.int64
     targets_below = np.cumsum(sorted_labels, dtype=count_dtype)[last]      # targets rejected

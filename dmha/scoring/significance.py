@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dmha.common.errors import UserError
-from dmha.scoring.metrics import DetPoints, _check_inputs, _eer_from_points
+from dmha.scoring.metrics import DetPoints, _check_inputs, _eer_from_points, compute_eer, group_ends
 
 
 class SortedTrials:
@@ -33,13 +33,9 @@ class SortedTrials:
 
     def __init__(self, scores: np.ndarray, labels: np.ndarray) -> None:
         scores, labels = _check_inputs(scores, labels)
-        self.order = np.argsort(scores, kind="stable")
-        s = scores[self.order]
+        self.order = np.argsort(scores)
         self.labels = labels[self.order]
-        is_last = np.empty(s.size, dtype=bool)
-        np.not_equal(s[1:], s[:-1], out=is_last[:-1])
-        is_last[-1] = True
-        self.last = np.flatnonzero(is_last)
+        self.last = group_ends(scores[self.order])
 
     def eer(self, weights: np.ndarray) -> float:
         """EER (fraction) with trial ``i`` counted ``weights[i]`` times (weights in the caller's order)."""
@@ -109,7 +105,7 @@ def bootstrap_eers(systems: dict[str, list[np.ndarray]], labels: np.ndarray, spk
 
 def observed_eer(runs: list[np.ndarray], labels: np.ndarray) -> float:
     """Mean EER (%) over a system's seeds on the full trial list (what the quality table prints)."""
-    return 100 * float(np.mean([SortedTrials(np.asarray(r), labels).eer(np.ones(len(labels))) for r in runs]))
+    return 100 * float(np.mean([compute_eer(r, labels)[0] for r in runs]))
 
 
 def compare(name_a: str, name_b: str, observed: dict[str, float], draws: dict[str, np.ndarray]) -> Comparison:
