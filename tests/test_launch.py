@@ -10,19 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_script
+from conftest import REPO, run_script, sigint_default
 
 from dmha.common.errors import UserError
 from dmha.launch import build_command, launch, make_jobs, parse_job_spec
 
 LAUNCH = str(REPO / "utils" / "launch.sh")
 
-
-
-def _sigint_default() -> None:
-    """A job started in the background by a non-interactive shell inherits SIGINT ignored, and Python then
-    never raises KeyboardInterrupt; give the launcher the default so the test sends a real Ctrl-C."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 def test_all_jobs_run_with_job_substituted_in_log_and_every_word(tmp_path):
     out = tmp_path / "out"
@@ -137,7 +131,7 @@ def test_killing_the_launcher_kills_its_jobs(tmp_path, sig, code):
     cmd = f"sleep 120 & echo $! > {tmp_path}/sleep.JOB; wait"
     launcher = subprocess.Popen([sys.executable, "-m", "dmha.bin.launch", "JOB=1:2", f"{tmp_path}/k.JOB.log",
                                  cmd], env=env, stderr=subprocess.PIPE, text=True,
-                                preexec_fn=_sigint_default)
+                                preexec_fn=sigint_default)
     pids: list[int] = []
     try:
         deadline = time.monotonic() + 120

@@ -216,18 +216,25 @@ def test_segments_file_is_refused_clearly(tmp_path):
     assert not (d / "data").exists()
 
 
+def _wav_data_dir(tmp_path: Path, utts: list[tuple[str, int]]) -> Path:
+    """A data dir ``tmp_path/d`` of speech-like 16-bit wavs: (utterance id, samples) each, the i-th
+    drawn with seed i."""
+    entries = {}
+    for i, (utt, n) in enumerate(utts):
+        w = tmp_path / f"a{i}.wav"
+        sf.write(w, speechish(n, i), SR, subtype="PCM_16")
+        entries[utt] = str(w)
+    d = tmp_path / "d"
+    write_data_dir(d, entries)
+    return d
+
+
 def test_stage_writes_cmn_side_tables_matching_its_features(tmp_path):
     """Every job's ark gets a CMN side table whose means equal the stored features' CMN means."""
     from dmha.features.cmn_table import load_tables, missing_tables
     from dmha.features.fbank import utterance_mean
 
-    entries = {}
-    for i in range(4):
-        w = tmp_path / f"a{i}.wav"
-        sf.write(w, speechish(SR + 701 * i, i), SR, subtype="PCM_16")
-        entries[f"s{i % 2}-a{i}"] = str(w)
-    d = tmp_path / "d"
-    write_data_dir(d, entries)
+    d = _wav_data_dir(tmp_path, [(f"s{i % 2}-a{i}", SR + 701 * i) for i in range(4)])
     make_fbank("--nj", "2", str(d))
     scp = read_kv(d / "feats.scp")
     frames = read_kv(d / "utt2num_frames")
@@ -242,13 +249,7 @@ def test_stage_writes_cmn_side_tables_matching_its_features(tmp_path):
 def test_rerun_removes_temporary_files_a_killed_job_left(tmp_path):
     """A job SIGKILLed while writing its side table leaves .<table>.XXXX.tmp; the rerun of the job
     removes it (the kill test saw one survive when the kill landed there)."""
-    entries = {}
-    for i in range(2):
-        w = tmp_path / f"a{i}.wav"
-        sf.write(w, speechish(SR + 301 * i, i), SR, subtype="PCM_16")
-        entries[f"s{i}-a{i}"] = str(w)
-    d = tmp_path / "d"
-    write_data_dir(d, entries)
+    d = _wav_data_dir(tmp_path, [(f"s{i}-a{i}", SR + 301 * i) for i in range(2)])
     (d / "data").mkdir()
     stale = [d / "data" / ".raw_fbank_d.1.cmn.npy.k1ll3d.tmp", d / "data" / ".raw_fbank_d.2.cmn.npy.x9.tmp"]
     keep = d / "data" / "notes.tmp"  # not a temporary copy of a job's file: left alone
@@ -265,13 +266,7 @@ def test_cm2_storage_halves_the_arks_and_crops_partially_like_whole_reads(tmp_pa
     from dmha.features.cmn_table import load_tables
     from dmha.training.dataset import CropDataset, TrainList
 
-    d = tmp_path / "d"
-    entries = {}
-    for i in range(3):
-        w = tmp_path / f"a{i}.wav"
-        sf.write(w, speechish(3 * SR + 977 * i, i), SR, subtype="PCM_16")
-        entries[f"s-a{i}"] = str(w)
-    write_data_dir(d, entries)
+    d = _wav_data_dir(tmp_path, [(f"s-a{i}", 3 * SR + 977 * i) for i in range(3)])
     make_fbank("--nj", "1", str(d))
     f32 = dict(kaldiio.load_scp(str(d / "feats.scp")))
     size32 = sum(p.stat().st_size for p in (d / "data").glob("*.ark"))

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_script
+from conftest import REPO, run_script, sigint_default
 from slurm_util import require_slurm
 
 from dmha.common.errors import UserError
@@ -28,11 +28,6 @@ LAUNCH = str(REPO / "utils" / "launch.sh")
 
 # ---------------------------------------------------------------- without Slurm: mapping and config
 
-
-def _sigint_default() -> None:
-    """A job started in the background by a non-interactive shell inherits SIGINT ignored, and Python then
-    never raises KeyboardInterrupt; give the launcher the default so the test sends a real Ctrl-C."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 def test_array_spec_compresses_runs_and_queue_name_drops_index():
     assert array_spec([1, 2, 3, 4]) == "1-4"
@@ -237,7 +232,7 @@ def test_ctrl_c_cancels_the_array(tmp_path, slurm):
     launcher = subprocess.Popen([sys.executable, "-m", "dmha.bin.launch", "--backend", "slurm", "JOB=1:2",
                                  f"{tmp_path}/k.JOB.log", f"sleep 300 & echo $! > {tmp_path}/pid.JOB; wait"],
                                 env=env, stderr=subprocess.PIPE, text=True,
-                                preexec_fn=_sigint_default)
+                                preexec_fn=sigint_default)
     try:
         files = [tmp_path / "pid.1", tmp_path / "pid.2"]
         deadline = time.monotonic() + 60
