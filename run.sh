@@ -9,8 +9,9 @@
 #   2  training lists -> data/<train>/lists/ (speaker map, length filter, validation trials)
 #   3  training       -> exp/<name>/ (config.yaml, checkpoints, train.log, best model);
 #                        with --lm-finetune also exp/<name>_lmft (large-margin fine-tuning, off by default)
-#   4  embeddings     -> exp/<name>/embeddings/<set>/xvector.{ark,scp}
-#   5  scoring        -> exp/<name>/scores/<set>.score, exp/<name>/results, DET plots
+#   4  embeddings     -> exp/<name>/embeddings/<set>/xvector.{ark,scp}; with --backend also
+#                        exp/<name>/backend (mean + LDA of the training embeddings); threshold, calibration
+#   5  scoring        -> exp/<name>/scores/<set>[.<backend>].score, exp/<name>/results, DET plots
 set -euo pipefail
 
 stage=0
@@ -31,6 +32,9 @@ average_models=0     # N > 0: stages 4-5 use the average of N epoch models (need
 average_select=last  # last | best (lowest validation EER): which N epoch models to average
 feat_storage=        # float32 | cm2 | cm3: how stage 1 stores features (default: the corpus's, else float32)
 calibrate=true       # stage 4 fits <exp>/calibration.yaml on the validation trials; stage 5 adds Cllr/actDCF
+backend=             # none | mean | lda: scoring back-end fitted on the training embeddings in stage 4
+                     # (default: the corpus's default_backend, else none)
+lda_dim=200          # LDA output dim (capped at training speakers - 1)
 # VoxCeleb (stage 0 with --corpus voxceleb)
 vox1=
 vox2=
@@ -78,6 +82,11 @@ Options:
                      three (see README \"Scaling\") (default: the corpus's default_feat_storage, else float32)
   --calibrate B      true | false: fit the score calibration in stage 4 and report Cllr and the actual
                      DCF in stage 5 (calibration does not change EER/minDCF; default $calibrate)
+  --backend X        none | mean | lda: stage 4 fits a back-end on the training set's embeddings
+                     (steps/train_backend.sh: global mean, + LDA), stage 5 scores with it as well as with
+                     plain cosine; the threshold, calibration, dmha-verify and ONNX export use it
+                     (default: the corpus's; mini: lda, voxceleb: none as in the paper)
+  --lda-dim N        LDA output dim, capped at training speakers - 1 (default $lda_dim)
   --vox1 DIR --vox2 DIR [--trials-dir DIR]   VoxCeleb locations (--corpus voxceleb)
   --vox-opts \"..\"    extra options of local/prepare_voxceleb.sh, e.g. \"--m4a-mode convert\"
  Augmentation and fine-tuning (off by default; the default exp name gets _sp, _aug; stages 4-5 then use
@@ -109,6 +118,8 @@ cd "$(dirname "$0")"
 . "egs/$corpus/corpus.sh"
 config=${config:-$default_config}
 feat_storage=${feat_storage:-${default_feat_storage:-float32}}
+backend=${backend:-${default_backend:-none}}
+case "$backend" in none|mean|lda) ;; *) echo "$0: --backend must be none, mean or lda" >&2; exit 1 ;; esac
 case "$feat_storage" in float32|cm2|cm3) ;; *) echo "$0: --feat-storage must be float32, cm2 or cm3" >&2; exit 1 ;; esac
 [ -f "$config" ] || { echo "$0: config '$config' not found" >&2; exit 1; }
 # The training data: the clean set, plus speed-perturbed copies (_sp), plus augmented copies (_aug).
@@ -196,36 +207,55 @@ fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   emb_sets="$test_data_sets"
-  [ "$score_norm" != none ] && emb_sets="$train_set $test_data_sets"
-  log_stage 4 "embeddings for: $emb_sets with $model; decision threshold and calibration for dmha-verify"
+  if [ "$score_norm" != none ] || [ "$backend" != none ]; then emb_sets="$train_set $test_data_sets"; fi
+  log_stage 4 "embeddings for: $emb_sets with $model; back-end ($backend), decision threshold and calibration for dmha-verify"
   if [ "$average_models" -gt 0 ]; then
     steps/average_models.sh --num "$average_models" --select "$average_select" --output "$model" "$expdir"
   fi
-  # <exp>/threshold.yaml: EER threshold of the validation trials; <exp>/calibration.yaml: cosine -> LLR
-  # fitted on the same trials (both read by dmha-verify / dmha.load_model)
-  steps/compute_threshold.sh --device "$device" --model "$model" --calibrate "$calibrate" \
-    "$expdir" "data/$train_data/lists"
   for set in $emb_sets; do
     steps/extract_embeddings.sh --nj "$nj" --cmd "$cmd" --device "$device" --model "$model" \
       "$expdir" "data/$set" "$expdir/embeddings/$set"
   done
+  # <exp>/backend: global mean (+ LDA) of the training embeddings; removed with --backend none so that the
+  # threshold, calibration and dmha-verify below score as stage 5's plain cosine does.
+  if [ "$backend" != none ]; then
+    steps/train_backend.sh --kind "$backend" --lda-dim "$lda_dim" --model "$model" \
+      "$expdir" "data/$train_set" "$expdir/embeddings/$train_set"
+  else
+    rm -rf "$expdir/backend"
+  fi
+  # <exp>/threshold.yaml: EER threshold of the validation trials; <exp>/calibration.yaml: score -> LLR
+  # fitted on the same trials (both after the back-end; read by dmha-verify / dmha.load_model)
+  steps/compute_threshold.sh --device "$device" --model "$model" --calibrate "$calibrate" \
+    "$expdir" "data/$train_data/lists"
 fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
-  log_stage 5 "scoring ($score_norm) for: $test_sets"
-  score_opts=()
-  [ "$score_norm" != none ] && score_opts=(--cohort "$expdir/embeddings/$train_set/spk_xvector.scp")
-  # The calibration (stage 4) is fitted on cosine scores without normalisation: it applies to
-  # --score-norm none. Stage 4 writes none for a model whose scores it cannot calibrate (it warns).
+  log_stage 5 "scoring ($score_norm; cosine$([ "$backend" != none ] && echo " and back-end $backend")) for: $test_sets"
+  cohort_opts=()
+  [ "$score_norm" != none ] && cohort_opts=(--cohort "$expdir/embeddings/$train_set/spk_xvector.scp")
+  # The calibration (stage 4) is fitted on the back-end's (or, without one, plain cosine) scores without
+  # normalisation: it applies to those. Stage 4 writes none for a model whose scores it cannot calibrate.
+  cal_opts=()
   if [ "$calibrate" = true ] && [ "$score_norm" = none ] && [ -f "$expdir/calibration.yaml" ]; then
-    score_opts+=(--calibration "$expdir/calibration.yaml")
+    cal_opts=(--calibration "$expdir/calibration.yaml")
   fi
+  backends=none
+  [ "$backend" != none ] && backends="none $backend"
   for set in $test_sets; do
-    # scores/<set>.score without normalisation, scores/<set>.<norm>.score with it: both are kept.
-    score_file=$expdir/scores/$set.score
-    [ "$score_norm" != none ] && score_file=$expdir/scores/$set.$score_norm.score
-    steps/score.sh --norm "$score_norm" "${score_opts[@]}" --results "$expdir/results" --name "$set" \
-      "data/$set/trials" "$expdir/embeddings/$(test_data_of "$set")" "$score_file"
+    # scores/<set>[.<backend>][.<norm>].score: plain cosine always, the back-end's beside it; all kept.
+    for be in $backends; do
+      opts=()
+      score_file=$expdir/scores/$set
+      if [ "$be" != none ]; then
+        opts=(--backend "$expdir/backend")
+        score_file=$score_file.$be
+      fi
+      [ "$be" = "$backend" ] && opts+=("${cal_opts[@]}")
+      [ "$score_norm" != none ] && score_file=$score_file.$score_norm
+      steps/score.sh --norm "$score_norm" "${cohort_opts[@]}" "${opts[@]}" --results "$expdir/results" \
+        --name "$set" "data/$set/trials" "$expdir/embeddings/$(test_data_of "$set")" "$score_file.score"
+    done
   done
   python -m dmha.bin.summarize_results "$expdir/results"
 fi

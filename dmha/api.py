@@ -34,6 +34,7 @@ import torch
 
 from dmha.common.errors import UserError
 from dmha.experiment import BEST_MODEL, TrainedExp, load_exp
+from dmha.scoring.backend import Backend, pair_score
 from dmha.scoring.calibration import Calibration, bayes_threshold
 
 DEFAULT_P_TARGET = 0.01  # the DCF's target prior (SPEC §4)
@@ -131,13 +132,15 @@ class SpeakerModel:
                             f"got {x.shape[0]} values (embed waveforms with embed() first)")
         return x
 
+    @property
+    def backend(self) -> Backend | None:
+        """The exp's scoring back-end (``<exp>/backend``, mean + LDA) if fitted for this model, else None."""
+        return self.exp.backend
+
     def score(self, a: Audio, b: Audio) -> float:
-        """Cosine similarity of two embeddings or wav paths (what steps/score.sh computes)."""
-        ea, eb = self._as_embedding(a), self._as_embedding(b)
-        na, nb = float(np.linalg.norm(ea)), float(np.linalg.norm(eb))
-        if na == 0 or nb == 0:
-            raise UserError("score(): an embedding is all zeros; cosine similarity is undefined")
-        return float(np.dot(ea, eb) / (na * nb))
+        """Cosine similarity of two embeddings or wav paths, after the exp's back-end if it has one
+        (what steps/score.sh computes in stage 5)."""
+        return pair_score(self._as_embedding(a), self._as_embedding(b), self.exp.backend)
 
     def llr(self, a: Audio, b: Audio) -> float:
         """Calibrated log-likelihood ratio (same vs different speaker) of two embeddings or wav paths."""

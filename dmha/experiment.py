@@ -36,6 +36,7 @@ import yaml
 
 from dmha.common.errors import UserError
 from dmha.common.fileio import PathLike, atomic_open
+from dmha.scoring.backend import Backend
 from dmha.scoring.calibration import Calibration
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ BEST_MODEL = "best.pt"  # the name dmha.training.loop.BEST writes (a test checks
 SPK2INT = "spk2int"
 THRESHOLD = "threshold.yaml"
 CALIBRATION = "calibration.yaml"
+BACKEND = "backend"  # dir: mean.vec, transform.mat, backend.yaml (dmha.scoring.backend)
 
 
 @dataclass
@@ -59,6 +61,7 @@ class TrainedExp:
     threshold: float | None = None
     model_file: str = BEST_MODEL  # the weights file under exp_dir (best.pt, or e.g. avg_last5.pt)
     calibration: Calibration | None = None
+    backend: Backend | None = None  # <exp>/backend (steps/train_backend.sh) fitted for this model
 
     @property
     def features(self):
@@ -107,8 +110,10 @@ def load_exp(exp_dir: PathLike, device: str | torch.device = "auto", model: str 
                         "was config.yaml edited after training?") from None
     net.to(dev).eval()
     best = {k: ckpt[k] for k in ("epoch", "step", "val_eer") if ckpt.get(k) is not None}
-    return TrainedExp(exp_dir, cfg, net, dev, best, read_threshold(exp_dir, best, model), model,
-                      read_calibration(exp_dir, best, model))
+    backend = read_exp_backend(exp_dir, best, model)
+    fingerprint = backend.fingerprint() if backend is not None else None
+    return TrainedExp(exp_dir, cfg, net, dev, best, read_threshold(exp_dir, best, model, fingerprint), model,
+                      read_calibration(exp_dir, best, model, fingerprint), backend)
 
 
 def model_path(exp_dir: Path, model: str = BEST_MODEL) -> Path:
@@ -169,8 +174,44 @@ def _stale(path: Path, data: dict, best: dict | None, model_file: str, redo: str
     return False
 
 
-def read_threshold(exp_dir: PathLike, best: dict | None = None, model_file: str = BEST_MODEL) -> float | None:
-    """The stored decision threshold, or None if absent or computed for another model (warned)."""
+def model_stamp(best: dict, model_file: str) -> dict:
+    """What a threshold / calibration / back-end records about the model it was computed with."""
+    return {"model_step": int(best["step"]) if "step" in best else None,
+            "model_epoch": int(best["epoch"]) if "epoch" in best else None,
+            "model_file": str(model_file)}
+
+
+def _other_backend(path: Path, data: dict, fingerprint: str | None) -> bool:
+    """True (and a warning) when a threshold/calibration was computed with another back-end than the exp's
+    current one (files without the key were computed on plain cosine scores)."""
+    stored = data.get("backend") or None
+    if stored == fingerprint:
+        return False
+    now = f"back-end {fingerprint}" if fingerprint else "no back-end"
+    then = f"back-end {stored}" if stored else "plain cosine scores (no back-end)"
+    log.warning("%s was computed on %s, but the exp now has %s; ignoring it (re-run "
+                "steps/compute_threshold.sh after steps/train_backend.sh)", path, then, now)
+    return True
+
+
+def read_exp_backend(exp_dir: PathLike, best: dict | None = None,
+                     model_file: str = BEST_MODEL) -> Backend | None:
+    """``<exp>/backend`` if present and fitted on embeddings of this model (else None, warned if stale)."""
+    from dmha.scoring.backend import read_backend
+
+    path = Path(exp_dir) / BACKEND
+    if not (path / "backend.yaml").is_file():
+        return None
+    backend = read_backend(path)
+    if _stale(path, backend.info, best, model_file, "steps/train_backend.sh"):
+        return None
+    return backend
+
+
+def read_threshold(exp_dir: PathLike, best: dict | None = None, model_file: str = BEST_MODEL,
+                   backend: str | None = None) -> float | None:
+    """The stored decision threshold, or None if absent or computed for another model or back-end
+    (fingerprint ``backend``; warned)."""
     path = Path(exp_dir) / THRESHOLD
     if not path.is_file():
         return None
@@ -181,7 +222,8 @@ def read_threshold(exp_dir: PathLike, best: dict | None = None, model_file: str 
     except (yaml.YAMLError, KeyError, TypeError, ValueError):
         raise UserError(f"{path}: not a threshold file (expected 'threshold: <float>'); delete it and "
                         "re-run steps/compute_threshold.sh") from None
-    if _stale(path, data, best, model_file, "steps/compute_threshold.sh"):
+    if _stale(path, data, best, model_file, "steps/compute_threshold.sh") \
+            or _other_backend(path, data, backend):
         return None
     if not math.isfinite(value):
         raise UserError(f"{path}: threshold {value} is not finite; re-run steps/compute_threshold.sh")
@@ -189,23 +231,22 @@ def read_threshold(exp_dir: PathLike, best: dict | None = None, model_file: str 
 
 
 def write_threshold(exp_dir: PathLike, threshold: float, *, eer: float, n_target: int, n_nontarget: int,
-                    source: str, best: dict, model_file: str = BEST_MODEL) -> Path:
+                    source: str, best: dict, model_file: str = BEST_MODEL,
+                    backend: str | None = None) -> Path:
     """Write ``<exp>/threshold.yaml`` atomically (threshold, EER in %, trial counts, source, model)."""
     path = Path(exp_dir) / THRESHOLD
     data = {"threshold": float(threshold), "eer": float(eer), "n_target": int(n_target),
-            "n_nontarget": int(n_nontarget), "source": str(source),
-            "model_step": int(best["step"]) if "step" in best else None,
-            "model_epoch": int(best["epoch"]) if "epoch" in best else None,
-            "model_file": str(model_file),
-            "note": "cosine score >= threshold means same speaker (EER operating point of the source "
-                    "trials)"}
+            "n_nontarget": int(n_nontarget), "source": str(source), **model_stamp(best, model_file),
+            "backend": backend,
+            "note": "cosine score (after the back-end, if any) >= threshold means same speaker (EER "
+                    "operating point of the source trials)"}
     with atomic_open(path) as f:
         yaml.safe_dump(data, f, sort_keys=False)
     return path
 
 
 def read_calibration(exp_dir: PathLike, best: dict | None = None,
-                     model_file: str = BEST_MODEL) -> Calibration | None:
+                     model_file: str = BEST_MODEL, backend: str | None = None) -> Calibration | None:
     """``<exp>/calibration.yaml`` if present and fitted for this model (else None, warned if stale)."""
     from dmha.scoring.calibration import read_calibration_file
 
@@ -213,18 +254,17 @@ def read_calibration(exp_dir: PathLike, best: dict | None = None,
     if not path.is_file():
         return None
     cal = read_calibration_file(path)
-    if _stale(path, cal.info, best, model_file, "steps/compute_threshold.sh"):
+    if _stale(path, cal.info, best, model_file, "steps/compute_threshold.sh") \
+            or _other_backend(path, cal.info, backend):
         return None
     return cal
 
 
 def write_calibration(exp_dir: PathLike, cal: Calibration, *, best: dict,
-                      model_file: str = BEST_MODEL) -> Path:
+                      model_file: str = BEST_MODEL, backend: str | None = None) -> Path:
     """Write ``<exp>/calibration.yaml`` atomically, stamped with the model it belongs to."""
     from dmha.scoring.calibration import write_calibration_file
 
     info = dict(cal.info)
-    info.update({"model_step": int(best["step"]) if "step" in best else None,
-                 "model_epoch": int(best["epoch"]) if "epoch" in best else None,
-                 "model_file": str(model_file)})
+    info.update({**model_stamp(best, model_file), "backend": backend})
     return write_calibration_file(Path(exp_dir) / CALIBRATION, cal.with_info(info))

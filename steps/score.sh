@@ -12,6 +12,7 @@ allow_missing=false  # true: skip trials whose embedding is missing (counted in 
 results=             # default: <score-file dir>/../results
 name=                # test set name in the results (default: score file name without .score)
 calibration=         # calibration.yaml of the exp (steps/compute_threshold.sh): adds LLRs, Cllr, actual DCF
+backend=             # back-end dir of the exp (steps/train_backend.sh): mean + LDA before cosine
 
 help_message="Usage: $0 [options] <trials> <emb-dir> <score-file>
   Scores every trial of <trials> (enroll test [target|nontarget]) by cosine similarity of the
@@ -23,6 +24,8 @@ Options:
   --allow-missing true|false skip trials without embeddings instead of failing (default $allow_missing)
   --results <file>           results log to append to (default <score-file dir>/../results)
   --name <set>               name of the test set in the results (default <score-file> without .score)
+  --backend <dir>            <exp>/backend (steps/train_backend.sh): embeddings (and cohort) are
+                             length-normalised, centred and LDA-projected before cosine scoring
   --calibration <file>       <exp>/calibration.yaml (fitted on validation trials by
                              steps/compute_threshold.sh): also writes <score-file stem>.llr and reports
                              Cllr, min Cllr and the actual DCF at the Bayes thresholds (0.01, 0.001)
@@ -45,5 +48,6 @@ opts=(--norm "$norm" --top-n "$top_n" --allow-missing "$allow_missing")
 [ -n "$results" ] && opts+=(--results "$results")
 [ -n "$name" ] && opts+=(--name "$name")
 [ -n "$calibration" ] && opts+=(--calibration "$calibration")
+[ -n "$backend" ] && opts+=(--backend "$backend")
 
 python -m dmha.bin.score "${opts[@]}" "$trials" "$emb" "$score_file"

@@ -145,8 +145,8 @@ def test_score_with_calibration_reports_llr_metrics(tmp_path):
     scores_dir = tmp_path / "scores"
     scores_dir.mkdir()
     # an older dmha's results.tsv (no calibration columns): read and extended, not refused
-    from dmha.scoring.results import LEGACY_COLUMNS
-    (tmp_path / "results.tsv").write_text("\t".join(LEGACY_COLUMNS) + "\n" + "\t".join(
+    from dmha.scoring.results import LEGACY_HEADERS
+    (tmp_path / "results.tsv").write_text("\t".join(LEGACY_HEADERS[0]) + "\n" + "\t".join(
         ["old", "none", "9.5", "0.5", "0.6", "10", "5", "5", "0", "x.score", "2024-01-01T00:00:00Z"]) + "\n")
     out = run_script(["steps/score.sh", "--calibration", str(cal_file), "--results",
                       str(tmp_path / "results"), str(tmp_path / "trials"), str(scp),

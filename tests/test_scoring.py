@@ -198,8 +198,8 @@ def test_score_sh_end_to_end(tmp_path):
     table = run_script(["python", "-m", "dmha.bin.summarize_results", "--reference", str(ref),
                         str(tmp_path / "exp/results")]).stdout
     rows = [r for r in table.splitlines() if r.startswith("| toy")]
-    assert len(rows) == 2                              # latest per (set, norm): none (re-run) and asnorm
-    assert re.search(rf"\| toy \| none \| {m['eer']:.2f} \| .* \| 3\.23 \| 0\.0028 \|", rows[0])
+    assert len(rows) == 2                     # latest per (set, norm, back-end): none (re-run) and asnorm
+    assert re.search(rf"\| toy \| none \| cosine \| {m['eer']:.2f} \| .* \| 3\.23 \| 0\.0028 \|", rows[0])
     assert "1 skipped" in rows[0] and rows[1].startswith("| toy | asnorm |")
 
 

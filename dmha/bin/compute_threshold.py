@@ -4,6 +4,9 @@ Scores the validation trials that training validated on (``<lists-dir>/val_trial
 ``<lists-dir>/val_feats.scp``, written by stage 2) with the exp's best model (or ``--model``), exactly as
 validation does (whole utterances, cosine), and writes from that one embedding pass:
 
+With a back-end fitted for the model (``<exp-dir>/backend``, steps/train_backend.sh: run it first), the
+embeddings go through it before cosine scoring, as in stage 5, and both files record its fingerprint.
+
 * ``<exp-dir>/threshold.yaml``: the cosine threshold at the EER operating point, the EER there, the
   trial counts, the source trial list and the model's file and step;
 * ``<exp-dir>/calibration.yaml`` (unless ``--calibrate false``): ``llr = scale * cosine + offset``, fitted
@@ -69,14 +72,17 @@ def compute_threshold(exp_dir: str | Path, lists_dir: str | Path, device: str = 
     emb = embed_utterances(exp.model, val.feats, device=exp.device, norm=exp.norm,
                            batch_frames=int(tcfg.get("val_max_frames", 20000)),
                            batch_size=int(tcfg.get("val_batch_size", 64)), lengths=val.feats.lengths)
+    backend = exp.backend.fingerprint() if exp.backend is not None else None
+    if exp.backend is not None:  # <exp>/backend fitted for this model: decide on the scores stage 5 reports
+        emb = exp.backend.apply(emb, what=f"{lists_dir}/val_feats.scp embeddings")
     scores = cosine_scores(emb, val.enroll, val.test)
     eer, thr = compute_eer(scores, val.labels)
     n_target = int(val.labels.sum())
     path = write_threshold(exp.exp_dir, thr, eer=100.0 * eer, n_target=n_target,
                            n_nontarget=int(len(val.labels) - n_target), source=str(lists_dir / "val_trials"),
-                           best=exp.best, model_file=exp.model_file)
+                           best=exp.best, model_file=exp.model_file, backend=backend)
     out = {"threshold": float(thr), "eer": 100.0 * eer, "path": str(path), "trials": len(val.labels),
-           "model": exp.model_file}
+           "model": exp.model_file, "backend": exp.backend.kind if exp.backend is not None else "none"}
     if calibrate:
         from dmha.experiment import CALIBRATION
         from dmha.scoring.calibration import fit_calibration
@@ -93,9 +99,10 @@ def compute_threshold(exp_dir: str | Path, lists_dir: str | Path, device: str = 
         fit_metrics = compute_calibration_metrics(cal.llr(scores), val.labels)
         info = dict(cal.info)
         info.update({"source": str(lists_dir / "val_trials"), "score": "cosine", "norm": "none",
+                     "backend_kind": exp.backend.kind if exp.backend is not None else "none",
                      **{f"val_{k}": round(float(v), 6) for k, v in fit_metrics.items()}})
         out["calibration_path"] = str(write_calibration(exp.exp_dir, cal.with_info(info), best=exp.best,
-                                                        model_file=exp.model_file))
+                                                        model_file=exp.model_file, backend=backend))
         out["calibration"] = {"scale": cal.scale, "offset": cal.offset, **fit_metrics}
     return out
 
@@ -105,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     r = compute_threshold(args.exp_dir, args.lists_dir, args.device, args.model, args.calibrate,
                           args.fit_prior)
     print(f"threshold {r['threshold']:.6f} (EER {r['eer']:.3f}% on {r['trials']} validation trials, "
-          f"{r['model']}) -> {r['path']}")
+          f"{r['model']}, back-end {r['backend']}) -> {r['path']}")
     if "calibration" in r:
         c = r["calibration"]
         print(f"calibration llr = {c['scale']:.4f} * cosine + {c['offset']:.4f} "

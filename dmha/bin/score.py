@@ -1,4 +1,5 @@
-"""Score a trial list with cosine similarity (optionally S-/AS-norm); write scores, metrics, DET plot.
+"""Score a trial list with cosine similarity (optionally S-/AS-norm, after a mean + LDA back-end); write
+scores, metrics, DET plot.
 
 Called by steps/score.sh. Outputs:
   <score-file>              ``enroll test score [target|nontarget]`` per scored trial (atomic write)
@@ -50,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip trials without an embedding instead of failing (default false)")
     p.add_argument("--results", help="results file to append to (default <score-file dir>/../results)")
     p.add_argument("--name", help="test set name in the results (default: score file name without .score)")
+    p.add_argument("--backend",
+                   help="back-end dir of the exp (steps/train_backend.sh: mean + LDA) to apply before cosine")
     p.add_argument("--calibration",
                    help="calibration.yaml of the exp (score -> LLR); adds Cllr and the actual DCF")
     p.add_argument("--det-plot", help="DET curve PNG (default <score-file without .score>.det.png; "
@@ -80,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     name = args.name or stem
     results = Path(args.results) if args.results else score_file.parent.parent / "results"
 
+    backend = None
+    if args.backend:
+        from dmha.scoring.backend import read_backend
+
+        backend = read_backend(args.backend)
     calibration = None
     if args.calibration:
         from dmha.scoring.calibration import read_calibration_file
@@ -90,9 +98,17 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"{args.calibration}: fitted on '{fitted_norm}' scores, but --norm is "
                             f"{args.norm}; a calibration only holds for the scores it was fitted on "
                             f"(use --norm {fitted_norm})")
+        fitted_backend = calibration.info.get("backend") or None
+        used_backend = backend.fingerprint() if backend is not None else None
+        if fitted_backend != used_backend:
+            then = f"back-end {fitted_backend}" if fitted_backend else "plain cosine scores"
+            now = f"--backend {args.backend} ({used_backend})" if backend is not None else "no --backend"
+            raise UserError(f"{args.calibration}: fitted on {then}, but scoring uses {now}; re-run "
+                            "steps/compute_threshold.sh after steps/train_backend.sh, or score as it was "
+                            "fitted")
     trials = read_trials(args.trials, require_labels=False)
     scored = score_trials(trials.enroll, trials.test, args.emb, norm=args.norm, cohort=args.cohort,
-                          top_n=args.top_n, allow_missing=args.allow_missing)
+                          top_n=args.top_n, allow_missing=args.allow_missing, backend=backend)
     kept = scored.kept
     enroll = [e for e, k in zip(trials.enroll, kept) if k]
     test = [t for t, k in zip(trials.test, kept) if k]
@@ -110,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     metrics = compute_metrics(scored.scores, labels)
-    print(f"{name} ({args.norm}): EER {metrics['eer']:.2f}%  minDCF(0.01) {metrics['mindcf_0.01']:.4f}  "
+    how = args.norm if backend is None else f"{args.norm}, back-end {backend.kind}{backend.output_dim}"
+    print(f"{name} ({how}): EER {metrics['eer']:.2f}%  minDCF(0.01) {metrics['mindcf_0.01']:.4f}  "
           f"minDCF(0.001) {metrics['mindcf_0.001']:.4f}  "
           f"({len(enroll)} trials: {metrics['n_target']} target, "
           f"{metrics['n_nontarget']} non-target)")
@@ -121,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name} ({args.norm}, calibrated by {args.calibration}): Cllr {extra['cllr']:.4f}  "
               f"min Cllr {extra['min_cllr']:.4f}  actual DCF(0.01) {extra['actdcf_0.01']:.4f}  "
               f"actual DCF(0.001) {extra['actdcf_0.001']:.4f}")
+    if backend is not None:
+        extra["backend"] = f"{backend.kind}{backend.output_dim}"
     line = append_result(results, {**extra,
         "set": name, "norm": args.norm, "eer": metrics["eer"], "mindcf_0.01": metrics["mindcf_0.01"],
         "mindcf_0.001": metrics["mindcf_0.001"], "n_trials": len(enroll), "n_target": metrics["n_target"],
@@ -132,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     if det_png != "none":
         from dmha.scoring.det_plot import plot_det
 
-        plot_det([(f"{name} ({args.norm})", det_curve(scored.scores, labels))], det_png,
+        plot_det([(f"{name} ({how})", det_curve(scored.scores, labels))], det_png,
                  title=name, eers=[metrics["eer"] / 100.0])
         print(f"{name}: DET curve {det_png}")
     return 0

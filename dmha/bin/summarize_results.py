@@ -26,9 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def format_table(rows: list[dict], reference: dict | None = None, ref_name: str = "paper") -> str:
-    """A markdown table: one row per (set, norm)."""
+    """A markdown table: one row per (set, norm, back-end)."""
     calibrated = any(r.get("cllr") is not None for r in rows)
-    header = ["set", "norm", "EER (%)", "minDCF(0.01)", "minDCF(0.001)", "trials"]
+    header = ["set", "norm", "back-end", "EER (%)", "minDCF(0.01)", "minDCF(0.001)", "trials"]
     if calibrated:
         header += ["actDCF(0.01)", "Cllr", "min Cllr"]
     if reference is not None:
@@ -36,8 +36,8 @@ def format_table(rows: list[dict], reference: dict | None = None, ref_name: str 
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         trials = f"{r['n_trials']}" + (f" ({r['n_skipped']} skipped)" if r["n_skipped"] else "")
-        cells = [r["set"], r["norm"], f"{r['eer']:.2f}", f"{r['mindcf_0.01']:.4f}",
-                 f"{r['mindcf_0.001']:.4f}", trials]
+        cells = [r["set"], r["norm"], r.get("backend") or "cosine", f"{r['eer']:.2f}",
+                 f"{r['mindcf_0.01']:.4f}", f"{r['mindcf_0.001']:.4f}", trials]
         if calibrated:
             cells += ["-" if r.get(k) is None else f"{r[k]:.4f}" for k in ("actdcf_0.01", "cllr", "min_cllr")]
         if reference is not None:
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     rows = latest_results(read_results(args.results))
     reference = read_reference(args.reference) if args.reference else paper_reference(args.results)
-    print(f"Results ({args.results}; latest entry per test set and normalisation):")
+    print(f"Results ({args.results}; latest entry per test set, normalisation and back-end):")
     print(format_table(rows, reference, args.reference_name))
     return 0
 

@@ -16,6 +16,7 @@ CHECKPOINT = "dmha.checkpoint"    # file name of the exported weights (best.pt u
 MODEL_STEP = "dmha.model_step"    # training step of those weights ("" if unknown)
 THRESHOLD = "dmha.threshold"      # the exp's threshold.yaml for these weights ("" if none)
 QUANTIZED = "dmha.quantized"      # "none" | "int8"
+BACKEND = "dmha.backend"          # the exp's scoring back-end for these weights (Backend.to_text; "" if none)
 
 INPUT_FEATS = "feats"             # (batch, frames, n_mels) float32 RAW log-mels, zero-padded
 INPUT_LENGTHS = "lengths"         # (batch,) int64 valid frames per utterance

@@ -207,11 +207,15 @@ def export_onnx(exp_dir: PathLike, *, model_file: str = BEST_MODEL, opset: int =
     try:
         float_path = tmp / "model.onnx"
         _export_float(graph, n_mels, float_path, opset, what)
-        threshold = read_threshold(exp_dir, exp.best, model_file)  # None when computed for another model
+        # The back-end fitted for these weights goes with them (scores and threshold must agree); a
+        # threshold computed for another model or back-end is not exported.
+        backend = exp.backend.fingerprint() if exp.backend is not None else None
+        threshold = read_threshold(exp_dir, exp.best, model_file, backend)
         props = {meta.FORMAT: meta.FORMAT_VERSION, meta.FEATURES: json.dumps(exp.features.to_dict()),
                  meta.MODEL: json.dumps(exp.config["model"]), meta.EMBED_DIM: str(int(model.embed_dim)),
                  meta.CHECKPOINT: Path(model_file).as_posix(), meta.MODEL_STEP: str(exp.best.get("step", "")),
-                 meta.THRESHOLD: "" if threshold is None else repr(float(threshold)), meta.QUANTIZED: "none"}
+                 meta.THRESHOLD: "" if threshold is None else repr(float(threshold)), meta.QUANTIZED: "none",
+                 meta.BACKEND: "" if exp.backend is None else exp.backend.to_text()}
         _add_metadata(float_path, props)
         x, lengths = _check_batch(n_mels, seed=0)
         with torch.no_grad():

@@ -26,6 +26,7 @@ from dmha.common.errors import UserError
 from dmha.embed.batching import length_batches
 from dmha.export import metadata as meta
 from dmha.features.config import FbankConfig
+from dmha.scoring.backend import Backend, pair_score
 
 Audio = Union[str, Path, np.ndarray]
 
@@ -83,6 +84,9 @@ class OnnxSpeakerModel:
         self.embed_dim = int(props[meta.EMBED_DIM])
         self.threshold = float(props[meta.THRESHOLD]) if props.get(meta.THRESHOLD) else None
         self.quantized = props.get(meta.QUANTIZED, "none")
+        # The scoring back-end exported with the weights (mean + LDA), applied by score() / verify()
+        self.backend = (Backend.from_text(props[meta.BACKEND], str(self.path))
+                        if props.get(meta.BACKEND) else None)
         self.metadata = dict(props)
         self.batch_frames, self.batch_size = int(batch_frames), int(batch_size)
 
@@ -155,13 +159,10 @@ class OnnxSpeakerModel:
         return self.embed_features([self.features(audio, sr)])[0]
 
     def score(self, a: Audio, b: Audio) -> float:
-        """Cosine similarity of two embeddings or wav paths."""
+        """Cosine similarity of two embeddings or wav paths, after the exported back-end if any."""
         ea, eb = (self.embed(x) if isinstance(x, (str, Path)) else np.asarray(x, np.float32).reshape(-1)
                   for x in (a, b))
-        na, nb = float(np.linalg.norm(ea)), float(np.linalg.norm(eb))
-        if na == 0 or nb == 0:
-            raise UserError("score(): an embedding is all zeros; cosine similarity is undefined")
-        return float(np.dot(ea, eb) / (na * nb))
+        return pair_score(ea, eb, self.backend)
 
     def verify(self, a: Audio, b: Audio, threshold: float | None = None) -> tuple[float, bool]:
         """``(score, same_speaker)`` against ``threshold`` (default: the one exported with the model)."""

@@ -24,6 +24,7 @@ from typing import Union
 import numpy as np
 
 from dmha.common.errors import UserError
+from dmha.scoring.backend import Backend
 
 logger = logging.getLogger(__name__)
 
@@ -140,12 +141,14 @@ class ScoredTrials:
 
 def score_trials(enroll: Sequence[str], test: Sequence[str], embeddings: EmbeddingSource, *,
                  norm: str = "none", cohort: EmbeddingSource | None = None, top_n: int = 300,
-                 allow_missing: bool = False, chunk_size: int = 100_000) -> ScoredTrials:
+                 allow_missing: bool = False, chunk_size: int = 100_000,
+                 backend: Backend | None = None) -> ScoredTrials:
     """Cosine-score ``enroll[i]`` against ``test[i]`` for every trial, optionally S-/AS-normalised.
 
     Trials whose enroll or test utterance has no embedding are an error naming how many are missing
     and the first few keys — unless ``allow_missing``, which skips those trials (``kept`` is False).
     ``norm``: ``none``, ``snorm`` (whole cohort) or ``asnorm`` (``top_n`` closest cohort entries).
+    ``backend`` (mean + LDA, :mod:`dmha.scoring.backend`) maps embeddings and cohort before scoring.
     """
     if norm not in NORMS:
         raise UserError(f"unknown score normalisation '{norm}'; choose one of {', '.join(NORMS)}")
@@ -172,12 +175,16 @@ def score_trials(enroll: Sequence[str], test: Sequence[str], embeddings: Embeddi
     if e_idx.size == 0:
         raise UserError("no trial could be scored: every trial misses an embedding")
     mat = normalized_matrix(table, present)
+    if backend is not None:
+        mat = backend.apply(mat, what="trial embeddings")
     scores = _rowwise_dot(mat, e_idx, t_idx, chunk_size)
     if norm != "none":
         if cohort is None:
             raise UserError(f"--norm {norm} needs a cohort (--cohort <spk_xvector.scp>)")
         cohort_table = open_embeddings(cohort)
         cohort_mat = normalized_matrix(cohort_table, list(cohort_table.keys()), what=f"cohort {cohort}")
+        if backend is not None:
+            cohort_mat = backend.apply(cohort_mat, what=f"cohort {cohort}")
         if cohort_mat.shape[1] != mat.shape[1]:
             raise UserError(f"cohort dimension {cohort_mat.shape[1]} != embedding dimension {mat.shape[1]}")
         mu, sd = cohort_stats(mat, cohort_mat, top_n if norm == "asnorm" else None)

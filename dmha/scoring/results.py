@@ -4,7 +4,7 @@
 ``mini_test none EER=3.45% minDCF0.01=0.3120 minDCF0.001=0.5000 (1800 trials)`` for people (with
 ``calibrated: Cllr=.. minCllr=.. actDCF0.01=.. actDCF0.001=..`` after it when the scores were calibrated), and
 ``<results>.tsv`` (tab-separated, header line, columns :data:`COLUMNS`) for programs: the summary reads
-the TSV, keeping the latest row per (set, norm), so re-scoring a set simply supersedes the old entry.
+the TSV, keeping the latest row per (set, norm, backend), so re-scoring a set simply supersedes the old entry.
 Both files are only ever replaced atomically, under a lock, so parallel scoring jobs cannot interleave.
 
 Reference figures (e.g. the paper's) are NOT stored here: the summary takes them from a separate YAML
@@ -25,11 +25,12 @@ from dmha.common.fileio import PathLike, atomic_open
 
 COLUMNS = ("set", "norm", "eer", "mindcf_0.01", "mindcf_0.001", "n_trials", "n_target", "n_nontarget",
            "n_skipped", "score_file", "date",
-           "min_cllr", "cllr", "actdcf_0.01", "actdcf_0.001", "calibration")
-#: The columns of results files written before calibration metrics existed: still read, and extended
-#: (empty cells) when a row is appended.
-LEGACY_COLUMNS = COLUMNS[:11]
-#: Empty unless the scores were calibrated (steps/score.sh --calibration); min_cllr is always filled.
+           "min_cllr", "cllr", "actdcf_0.01", "actdcf_0.001", "calibration", "backend")
+#: The columns of results files written by older dmha versions (before calibration metrics, before the
+#: back-end column): still read, and extended (empty cells) when a row is appended.
+LEGACY_HEADERS = (COLUMNS[:11], COLUMNS[:16])
+#: Empty unless the scores were calibrated (steps/score.sh --calibration; min_cllr is always filled) or
+#: scored through a back-end (``backend``: e.g. ``lda51``; empty = plain cosine).
 OPTIONAL_COLUMNS = COLUMNS[11:]
 _FLOAT_COLUMNS = ("eer", "mindcf_0.01", "mindcf_0.001", "min_cllr", "cllr", "actdcf_0.01", "actdcf_0.001")
 _INT_COLUMNS = ("n_trials", "n_target", "n_nontarget", "n_skipped")
@@ -42,7 +43,8 @@ def tsv_path(results: PathLike) -> Path:
 
 def format_line(row: dict) -> str:
     """The human-readable results line of one scoring run."""
-    line = (f"{row['set']} {row['norm']} EER={row['eer']:.2f}% minDCF0.01={row['mindcf_0.01']:.4f} "
+    backend = f" {row['backend']}" if row.get("backend") else ""
+    line = (f"{row['set']} {row['norm']}{backend} EER={row['eer']:.2f}% minDCF0.01={row['mindcf_0.01']:.4f} "
             f"minDCF0.001={row['mindcf_0.001']:.4f} ({row['n_trials']} trials")
     if int(row.get("n_skipped", 0)):
         line += f", {row['n_skipped']} skipped: missing embeddings"
@@ -86,8 +88,9 @@ def append_result(results: PathLike, row: dict) -> str:
         old_text = results.read_text(encoding="utf-8") if results.is_file() else ""
         old_tsv = tsv.read_text(encoding="utf-8") if tsv.is_file() else "\t".join(COLUMNS) + "\n"
         header = old_tsv.split("\n", 1)[0]
-        if header == "\t".join(LEGACY_COLUMNS):   # an older dmha's file: pad its rows with empty cells
-            pad = "\t" * len(OPTIONAL_COLUMNS)
+        legacy = [h for h in LEGACY_HEADERS if header == "\t".join(h)]
+        if legacy:   # an older dmha's file: pad its rows with empty cells
+            pad = "\t" * (len(COLUMNS) - len(legacy[0]))
             old_tsv = "".join(line + pad + "\n" if i else "\t".join(COLUMNS) + "\n"
                               for i, line in enumerate(old_tsv.rstrip("\n").split("\n")))
         elif header != "\t".join(COLUMNS):
@@ -114,7 +117,7 @@ def read_results(results: PathLike) -> list[dict]:
     rows = []
     with open(tsv, encoding="utf-8") as f:
         header = tuple(f.readline().rstrip("\n").split("\t"))
-        if header not in (COLUMNS, LEGACY_COLUMNS):
+        if header != COLUMNS and header not in LEGACY_HEADERS:
             raise UserError(f"{tsv}: unexpected header {list(header)}; expected {list(COLUMNS)}")
         for lineno, line in enumerate(f, 2):
             cells = line.rstrip("\n").split("\t")
@@ -135,10 +138,10 @@ def read_results(results: PathLike) -> list[dict]:
 
 
 def latest_results(rows: list[dict]) -> list[dict]:
-    """The last row for each (set, norm), in order of each pair's first appearance."""
-    latest: dict[tuple[str, str], dict] = {}
+    """The last row for each (set, norm, backend), in order of each key's first appearance."""
+    latest: dict[tuple[str, str, str], dict] = {}
     for row in rows:
-        latest[(row["set"], row["norm"])] = row   # re-assigning keeps the key's first position
+        latest[(row["set"], row["norm"], row.get("backend") or "")] = row  # re-assigning keeps the position
     return list(latest.values())
 
 

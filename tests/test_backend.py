@@ -1,0 +1,259 @@
+"""The scoring back-end (global mean + LDA on training embeddings): what it learns, its files, and that every
+scorer (stage 5, the threshold/calibration, dmha.load_model, the ONNX runtime) applies the same one."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from dmha.common.errors import UserError
+from dmha.scoring.backend import Backend, fit_backend, pair_score, read_backend, write_backend
+from dmha.scoring.metrics import compute_eer
+
+sys.path.insert(0, str(Path(__file__).parent))
+from conftest import run_script  # noqa: E402
+from extract_fixtures import make_feats_data_dir, make_tiny_exp  # noqa: E402
+
+
+def _voices(n_spk: int, per_spk: int, seed: int, dim: int = 40, spk_dims: int = 8,
+            nuisance: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings whose speaker identity lives in the first ``spk_dims`` dims, plus within-speaker variation
+    (text, channel) that is large in a few fixed directions shared by all speakers."""
+    rng = np.random.default_rng(seed)
+    means = np.zeros((n_spk, dim))
+    means[:, :spk_dims] = rng.normal(size=(n_spk, spk_dims))
+    nuisance_dirs = np.linalg.qr(np.random.default_rng(99).normal(size=(dim, dim)))[0][:, :6].T  # fixed
+    x = np.repeat(means, per_spk, axis=0) + 0.3 * rng.normal(size=(n_spk * per_spk, dim))
+    x += nuisance * rng.normal(size=(n_spk * per_spk, 6)) @ nuisance_dirs
+    x += 2.0  # an offset common to all embeddings (what mean subtraction removes)
+    return x.astype(np.float32), np.repeat(np.arange(n_spk), per_spk)
+
+
+def _all_pairs_eer(x: np.ndarray, spk: np.ndarray) -> float:
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    i, j = np.triu_indices(len(x), 1)
+    return compute_eer(np.sum(x[i] * x[j], axis=1), spk[i] == spk[j])[0]
+
+
+def test_lda_backend_removes_within_speaker_directions_for_unseen_speakers():
+    train, train_spk = _voices(40, 10, seed=0)
+    test, test_spk = _voices(12, 8, seed=1)  # other speakers, same kind of variation
+    raw = _all_pairs_eer(test, test_spk)
+    lda = fit_backend(train, [f"s{s}" for s in train_spk], kind="lda")
+    mean = fit_backend(train, [f"s{s}" for s in train_spk], kind="mean")
+    assert lda.output_dim == 39 and lda.info["lda_dim_requested"] == 200  # capped at speakers - 1
+    eer_lda = _all_pairs_eer(lda.apply(test), test_spk)
+    eer_mean = _all_pairs_eer(mean.apply(test), test_spk)
+    assert eer_lda < 0.6 * raw, (raw, eer_lda)
+    assert eer_mean < raw and eer_lda < eer_mean
+    out = lda.apply(test)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-5)
+    # kind mean: length norm, minus the mean of the normalised training embeddings, length norm
+    xn = train / np.linalg.norm(train, axis=1, keepdims=True)
+    manual = test / np.linalg.norm(test, axis=1, keepdims=True) - xn.mean(0)
+    np.testing.assert_allclose(mean.apply(test), manual / np.linalg.norm(manual, axis=1, keepdims=True),
+                               atol=1e-5)
+    # without shrinkage (svd solver; 400 embeddings estimate this 40-dim covariance well) and with the
+    # speaker subspace's dim, LDA keeps little more than the speaker directions
+    plain = fit_backend(train, train_spk.astype(str), kind="lda", lda_dim=8, shrinkage="none")
+    assert plain.output_dim == 8 and _all_pairs_eer(plain.apply(test), test_spk) < 0.25 * raw
+
+
+def test_bad_fits_and_inputs_are_refused():
+    x, spk = _voices(2, 5, seed=0)
+    with pytest.raises(UserError, match="at least 3 speakers"):
+        fit_backend(x, spk.astype(str), kind="lda")
+    with pytest.raises(UserError, match="speaker labels"):
+        fit_backend(x, spk[:-1].astype(str), kind="mean")
+    b = fit_backend(x, spk.astype(str), kind="mean")
+    with pytest.raises(UserError, match="dimension 12.*40-dim"):
+        b.apply(np.ones((2, 12)))
+    with pytest.raises(UserError, match="zero or not finite"):
+        b.apply(np.zeros((1, 40)))
+
+
+def test_files_round_trip_in_kaldi_format_and_text(tmp_path):
+    train, spk = _voices(10, 6, seed=3)
+    b = fit_backend(train, spk.astype(str), kind="lda", lda_dim=5)
+    out = write_backend(tmp_path / "backend", b)
+    assert kaldiio.load_mat(str(out / "mean.vec")).shape == (40,)
+    assert kaldiio.load_mat(str(out / "transform.mat")).shape == (5, 40)
+    info = yaml.safe_load((out / "backend.yaml").read_text())
+    assert info["kind"] == "lda" and info["output_dim"] == 5 and info["fingerprint"] == b.fingerprint()
+    back = read_backend(out)
+    assert back.fingerprint() == b.fingerprint()
+    np.testing.assert_allclose(back.apply(train), b.apply(train), atol=1e-6)
+    text = Backend.from_text(b.to_text())
+    np.testing.assert_allclose(text.apply(train), b.apply(train), atol=1e-6)
+    damaged = json.loads(b.to_text())
+    damaged["mean"] = damaged["mean"][:-8] + "AAAAAAA="
+    with pytest.raises(UserError, match="fingerprint|unreadable"):
+        Backend.from_text(json.dumps(damaged), "m.onnx")
+    (out / "transform.mat").write_bytes(b"\0B")  # truncated
+    with pytest.raises(UserError, match="cannot read"):
+        read_backend(out)
+
+
+def test_a_failed_write_keeps_the_old_backend(tmp_path, monkeypatch):
+    train, spk = _voices(10, 6, seed=3)
+    old = write_backend(tmp_path / "backend", fit_backend(train, spk.astype(str), kind="mean"))
+    before = read_backend(old).fingerprint()
+    new = fit_backend(train, spk.astype(str), kind="lda", lda_dim=4)
+    real_save = kaldiio.save_mat
+
+    def failing_save(path, array):
+        if path.endswith("transform.mat"):
+            raise OSError("disk full")
+        real_save(path, array)
+
+    monkeypatch.setattr(kaldiio, "save_mat", failing_save)
+    with pytest.raises(OSError):
+        write_backend(tmp_path / "backend", new)
+    assert read_backend(old).fingerprint() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["backend"]  # no temporary dir left
+
+
+def _emb_dir(path: Path, table: dict[str, np.ndarray], model: str = "best.pt") -> Path:
+    path.mkdir(parents=True)
+    with kaldiio.WriteHelper(f"ark,scp:{path}/xvector.ark,{path}/xvector.scp") as w:
+        for k, v in table.items():
+            w(k, v)
+    stamp = json.dumps({"inputs": ["config.yaml 1 2", f"{model} 3 4"]})
+    (path / ".extract_info").write_text(stamp + "\nabc\n")
+    return path
+
+
+@pytest.fixture()
+def exp_with_training_embeddings(tmp_path):
+    torch.set_num_threads(1)
+    exp = make_tiny_exp(tmp_path / "exp")
+    train, spk = _voices(6, 5, seed=4, dim=400)
+    data = tmp_path / "train"
+    data.mkdir()
+    utts = [f"spk{s}-{i:02d}" for i, s in enumerate(spk)]
+    (data / "utt2spk").write_text("".join(f"u {s}\n".replace("u", u, 1) for u, s in zip(utts, spk)))
+    emb = _emb_dir(tmp_path / "emb", dict(zip(utts, train)))
+    return exp, data, emb
+
+
+def test_train_backend_cli_stamps_the_model_and_refuses_bad_input(exp_with_training_embeddings, tmp_path):
+    exp, data, emb = exp_with_training_embeddings
+    out = run_script(["steps/train_backend.sh", "--lda-dim", "3", str(exp), str(data), str(emb)])
+    assert "400 -> 3 dims" in out.stdout and "6 speakers" in out.stdout
+    info = yaml.safe_load((exp / "backend" / "backend.yaml").read_text())
+    assert info["model_step"] == 7 and info["model_file"] == "best.pt" and info["n_utts"] == 30
+    # an utterance without embedding: named, and the old back-end is kept as it was
+    (data / "utt2spk").write_text((data / "utt2spk").read_text() + "extra-utt spk0\n")
+    bad = run_script(["steps/train_backend.sh", str(exp), str(data), str(emb)], check=False)
+    assert bad.returncode == 1 and "extra-utt" in bad.stderr and "re-extract" in bad.stderr
+    assert yaml.safe_load((exp / "backend" / "backend.yaml").read_text())["lda_dim"] == 3
+    # embeddings of another model than --model
+    bad = run_script(["steps/train_backend.sh", "--model", "avg_last2.pt", str(exp), str(data), str(emb)],
+                     check=False)
+    assert bad.returncode == 1 and "avg_last2.pt" in bad.stderr
+
+
+def test_every_scorer_uses_the_backend_and_stale_files_are_ignored(exp_with_training_embeddings, tmp_path):
+    import dmha
+    from dmha.bin.compute_threshold import compute_threshold
+    from dmha.bin.train_backend import train_backend
+    from dmha.experiment import read_calibration, read_threshold, write_calibration
+    from dmha.scoring.calibration import Calibration
+
+    exp, data, emb = exp_with_training_embeddings
+    # validation lists (stage 2 layout) of 4 speakers x 3 utterances
+    val = make_feats_data_dir(tmp_path / "val", [60, 80, 70, 90, 65, 75, 85, 95, 55, 66, 77, 88], seed=5)
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "val_feats.scp").write_text((val / "feats.scp").read_text())
+    rows = [line.split() for line in (val / "utt2spk").read_text().splitlines()]
+    (lists / "val_trials").write_text("".join(f"{a[0]} {b[0]} {'target' if a[1] == b[1] else 'nontarget'}\n"
+                                              for i, a in enumerate(rows) for b in rows[i + 1:]))
+    compute_threshold(exp, lists, device="cpu")
+    plain_threshold = yaml.safe_load((exp / "threshold.yaml").read_text())
+    assert plain_threshold["backend"] is None
+
+    train_backend(exp, data, emb, lda_dim=4)
+    backend = read_backend(exp / "backend")
+    # the threshold and calibration of plain cosine scores no longer hold: ignored (warned)
+    assert read_threshold(exp, {"step": 7}, "best.pt", backend.fingerprint()) is None
+    model = dmha.load_model(exp, device="cpu")
+    assert model.backend is not None and model.backend.fingerprint() == backend.fingerprint()
+    assert model.threshold is None and model.calibration is None
+
+    r = compute_threshold(exp, lists, device="cpu")
+    stored = yaml.safe_load((exp / "threshold.yaml").read_text())
+    assert stored["backend"] == backend.fingerprint() and r["backend"] == "lda"
+    model = dmha.load_model(exp, device="cpu")
+    assert model.threshold == stored["threshold"]
+    # (this random model's validation scores cannot be calibrated; a calibration is stamped the same way)
+    write_calibration(exp, Calibration(4.0, -1.0, {"norm": "none"}), best={"step": 7},
+                      backend=backend.fingerprint())
+    assert read_calibration(exp, {"step": 7}, "best.pt", backend.fingerprint()).scale == 4.0
+    assert read_calibration(exp, {"step": 7}, "best.pt", None) is None
+    table = kaldiio.load_scp(str(emb / "xvector.scp"))
+    a, b = table["spk0-00"], table["spk1-05"]  # two training speakers
+    expected = float(np.dot(*backend.apply(np.stack([a, b]))))
+    assert model.score(a, b) == pytest.approx(expected, abs=1e-6) == pair_score(a, b, backend)
+    assert abs(expected - pair_score(a, b)) > 1e-3  # the back-end changes the score
+
+    # refitted with another dim: the threshold of the old fit is ignored again
+    train_backend(exp, data, emb, lda_dim=2)
+    assert dmha.load_model(exp, device="cpu").threshold is None
+    # a back-end of another model (a new best.pt) is ignored
+    make_tiny_exp(exp, step=8)
+    assert dmha.load_model(exp, device="cpu").backend is None
+
+
+def test_score_cli_applies_the_backend_and_guards_the_calibration(tmp_path):
+    from dmha.scoring.calibration import Calibration, write_calibration_file
+
+    train, spk = _voices(10, 6, seed=3)
+    b = fit_backend(train, spk.astype(str), kind="lda", lda_dim=6)
+    bdir = write_backend(tmp_path / "backend", b)
+    test, tspk = _voices(4, 3, seed=8)
+    utts = [f"t{s}-{i}" for i, s in enumerate(tspk)]
+    emb = _emb_dir(tmp_path / "emb", dict(zip(utts, test)))
+    pairs = [(i, j) for i in range(len(utts)) for j in range(i + 1, len(utts))]
+    labels = ["target" if tspk[i] == tspk[j] else "nontarget" for i, j in pairs]
+    (tmp_path / "trials").write_text("".join(f"{utts[i]} {utts[j]} {lab}\n"
+                                             for (i, j), lab in zip(pairs, labels)))
+    score_file = tmp_path / "scores" / "t.lda.score"
+    out = run_script(["steps/score.sh", "--backend", str(bdir), "--results", str(tmp_path / "results"),
+                      str(tmp_path / "trials"), str(emb), str(score_file)])
+    assert "back-end lda6" in out.stdout
+    got = np.array([float(line.split()[2]) for line in score_file.read_text().splitlines()])
+    mapped = b.apply(test)
+    np.testing.assert_allclose(got, [float(mapped[i] @ mapped[j]) for i, j in pairs], atol=2e-6)
+    tsv = (tmp_path / "results.tsv").read_text().splitlines()
+    assert tsv[0].endswith("\tbackend") and tsv[1].endswith("\tlda6")
+    # a calibration fitted on plain cosine scores does not apply to back-end scores
+    cal = write_calibration_file(tmp_path / "calibration.yaml", Calibration(5.0, -1.0, {"norm": "none"}))
+    bad = run_script(["steps/score.sh", "--backend", str(bdir), "--calibration", str(cal),
+                      str(tmp_path / "trials"), str(emb), str(tmp_path / "scores" / "x.score")], check=False)
+    assert bad.returncode == 1 and "plain cosine" in bad.stderr
+    assert not (tmp_path / "scores" / "x.score").exists()
+
+
+@pytest.mark.skipif(pytest.importorskip("onnxruntime") is None, reason="onnxruntime")
+def test_onnx_export_carries_the_backend(exp_with_training_embeddings):
+    import dmha
+    from dmha.bin.train_backend import train_backend
+    from dmha.export.onnx_export import export_onnx
+    from dmha.export.runtime import OnnxSpeakerModel
+
+    exp, data, emb = exp_with_training_embeddings
+    train_backend(exp, data, emb, lda_dim=4)
+    export_onnx(exp)
+    onnx_model = OnnxSpeakerModel(exp / "onnx" / "model.onnx")
+    torch_model = dmha.load_model(exp, device="cpu")
+    assert onnx_model.backend.fingerprint() == torch_model.backend.fingerprint()
+    a, b = np.random.default_rng(1).normal(size=(2, 400)).astype(np.float32)
+    assert onnx_model.score(a, b) == pytest.approx(torch_model.score(a, b), abs=1e-6)
