@@ -40,15 +40,25 @@ def _cell(values: list[float], fmt: str) -> str:
     return f"{mean:{fmt}} ± {sd:{fmt}} ({min(values):{fmt}}..{max(values):{fmt}})"
 
 
-def _results(exp: Path, sets: list[str]) -> dict[str, dict]:
+def _results(exp: Path, sets: list[str], backend: str = "none") -> dict[str, dict]:
     from dmha.scoring.results import latest_results, read_results
 
     rows = latest_results(read_results(exp / "results"))
-    out = {r["set"]: r for r in rows if r["norm"] == "none"}
+    out = {r["set"]: r for r in rows if r["norm"] == "none" and _backend_of(r) == backend}
     missing = [s for s in sets if s not in out]
     if missing:
         raise UserError(f"{exp}/results: no result for {missing}; run bench/quality.sh again (it resumes)")
     return out
+
+
+def _backend_of(row: dict) -> str:
+    """'none' for plain cosine rows, else the back-end kind ('lda51' -> 'lda')."""
+    return (row.get("backend") or "none").rstrip("0123456789")
+
+
+def score_file(exp: Path, test_set: str, backend: str = "none") -> Path:
+    """Where bench/quality.sh (like run.sh stage 5) writes a run's scores with this back-end."""
+    return exp / "scores" / (f"{test_set}.score" if backend == "none" else f"{test_set}.{backend}.score")
 
 
 def _describe(exp: Path) -> str:
@@ -98,7 +108,7 @@ def _speaker_indices(data_dir: Path, enroll: list[str], test: list[str]) -> tupl
 
 
 def significance_table(root: Path, data_root: Path, systems: list[str], seeds: list[str], sets: list[str],
-                       draws: int) -> list[str]:
+                       draws: int, backend: str = "none") -> list[str]:
     """Markdown rows: per test set, the best system (lowest mean EER) against each other system."""
     from dmha.data.trials import read_score_file
     from dmha.scoring.significance import bootstrap_eers, compare, observed_eer
@@ -111,7 +121,7 @@ def significance_table(root: Path, data_root: Path, systems: list[str], seeds: l
         for name in systems:
             runs[name] = []
             for seed in seeds:
-                path = root / f"{name}_s{seed}" / "scores" / f"{test_set}.score"
+                path = score_file(root / f"{name}_s{seed}", test_set, backend)
                 trials, scores = read_score_file(path)
                 if ref is None:
                     ref, ref_path = trials, path
@@ -143,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bootstrap", type=int, default=0, metavar="N",
                    help="draws of the paired seed x speaker bootstrap (0: no significance table)")
     p.add_argument("--data-root", default="data", help="where the test sets' utt2spk are (for --bootstrap)")
+    p.add_argument("--backend", default="none", choices=("none", "mean", "lda"),
+                   help="report the systems' scores after this back-end (the peer's are plain cosine)")
     args = p.parse_args(argv)
     if args.bootstrap < 0:
         raise UserError(f"--bootstrap must be >= 0, got {args.bootstrap}")
@@ -158,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.peer:
         entries.append((args.peer, [root / args.peer]))
     for name, exps in entries:
-        res = [_results(e, sets) for e in exps]
+        res = [_results(e, sets, "none" if name == args.peer else args.backend) for e in exps]
         row = [name, _describe(exps[0]), str(len(exps)) if name != args.peer else "-",
                _cell([v for v in (_best_val_eer(e) for e in exps) if v is not None], ".2f")]
         for s in sets:
@@ -168,17 +180,21 @@ def main(argv: list[str] | None = None) -> int:
         row.append(f"{statistics.fmean(secs):.0f}" if secs else "-")
         lines.append("| " + " | ".join(row) + " |")
     trials = {s: res[0][s]["n_trials"] for s in sets}
+    how = ("cosine" if args.backend == "none"
+           else f"cosine after the {args.backend} back-end fitted on the run's training embeddings")
     print("\n".join(lines))
     print("\ntrials: " + ", ".join(f"{s} {n:,}" for s, n in trials.items()) +
           "; cells: mean ± sample sd (min..max) over seeds; EER and minDCF(P_target = 0.01, normalised) "
-          "from steps/score.sh (cosine, no score normalisation); best val EER: the lowest validation EER "
-          "of the run's epochs (the model that was scored, selected on the validation set only)")
+          f"from steps/score.sh ({how}; the peer: plain cosine; no score normalisation); best val EER: "
+          "the lowest validation EER of the run's epochs (the model that was scored, selected on the "
+          "validation set only)")
     names = args.systems.split()
     if args.bootstrap and len(names) > 1:
         print(f"\nSignificance: paired bootstrap over seeds and test speakers ({args.bootstrap} draws; each "
               "draw resamples the seeds and the speakers, the same for every system; interval: 2.5-97.5 "
               "percentiles of the EER difference best - other; significant = the interval excludes 0)\n")
-        print("\n".join(significance_table(root, Path(args.data_root), names, seeds, sets, args.bootstrap)))
+        print("\n".join(significance_table(root, Path(args.data_root), names, seeds, sets, args.bootstrap,
+                                            args.backend)))
     return 0
 
 
