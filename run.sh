@@ -9,7 +9,7 @@
 #   2  training lists -> data/<train>/lists/ (speaker map, length filter, validation trials)
 #   3  training       -> exp/<name>/ (config.yaml, checkpoints, train.log, best model);
 #                        with --lm-finetune also exp/<name>_lmft (large-margin fine-tuning, off by default)
-#   4  embeddings     -> exp/<name>/embeddings/<set>/xvector.{ark,scp}; with --backend also
+#   4  embeddings     -> exp/<name>/embeddings/<set>/xvector.{ark,scp}; with --score-backend also
 #                        exp/<name>/backend (mean + LDA of the training embeddings); threshold, calibration
 #   5  scoring        -> exp/<name>/scores/<set>[.<backend>].score, exp/<name>/results, DET plots
 set -euo pipefail
@@ -32,8 +32,8 @@ average_models=0     # N > 0: stages 4-5 use the average of N epoch models (need
 average_select=last  # last | best (lowest validation EER): which N epoch models to average
 feat_storage=        # float32 | cm2 | cm3: how stage 1 stores features (default: the corpus's, else float32)
 calibrate=true       # stage 4 fits <exp>/calibration.yaml on the validation trials; stage 5 adds Cllr/actDCF
-backend=             # none | mean | lda: scoring back-end fitted on the training embeddings in stage 4
-                     # (default: the corpus's default_backend, else none)
+score_backend=       # none | mean | lda: scoring back-end fitted on the training embeddings in stage 4
+                     # (default: the corpus's default_score_backend, else none)
 lda_dim=200          # LDA output dim (capped at training speakers - 1)
 # VoxCeleb (stage 0 with --corpus voxceleb)
 vox1=
@@ -82,7 +82,7 @@ Options:
                      three (see README \"Scaling\") (default: the corpus's default_feat_storage, else float32)
   --calibrate B      true | false: fit the score calibration in stage 4 and report Cllr and the actual
                      DCF in stage 5 (calibration does not change EER/minDCF; default $calibrate)
-  --backend X        none | mean | lda: stage 4 fits a back-end on the training set's embeddings
+  --score-backend X  none | mean | lda: stage 4 fits a back-end on the training set's embeddings
                      (steps/train_backend.sh: global mean, + LDA), stage 5 scores with it as well as with
                      plain cosine; the threshold, calibration, dmha-verify and ONNX export use it
                      (default: the corpus's; mini: lda, voxceleb: none as in the paper)
@@ -118,8 +118,8 @@ cd "$(dirname "$0")"
 . "egs/$corpus/corpus.sh"
 config=${config:-$default_config}
 feat_storage=${feat_storage:-${default_feat_storage:-float32}}
-backend=${backend:-${default_backend:-none}}
-case "$backend" in none|mean|lda) ;; *) echo "$0: --backend must be none, mean or lda" >&2; exit 1 ;; esac
+score_backend=${score_backend:-${default_score_backend:-none}}
+case "$score_backend" in none|mean|lda) ;; *) echo "$0: --score-backend must be none, mean or lda" >&2; exit 1 ;; esac
 case "$feat_storage" in float32|cm2|cm3) ;; *) echo "$0: --feat-storage must be float32, cm2 or cm3" >&2; exit 1 ;; esac
 [ -f "$config" ] || { echo "$0: config '$config' not found" >&2; exit 1; }
 # The training data: the clean set, plus speed-perturbed copies (_sp), plus augmented copies (_aug).
@@ -207,8 +207,8 @@ fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   emb_sets="$test_data_sets"
-  if [ "$score_norm" != none ] || [ "$backend" != none ]; then emb_sets="$train_set $test_data_sets"; fi
-  log_stage 4 "embeddings for: $emb_sets with $model; back-end ($backend), decision threshold and calibration for dmha-verify"
+  if [ "$score_norm" != none ] || [ "$score_backend" != none ]; then emb_sets="$train_set $test_data_sets"; fi
+  log_stage 4 "embeddings for: $emb_sets with $model; back-end ($score_backend), decision threshold and calibration for dmha-verify"
   if [ "$average_models" -gt 0 ]; then
     steps/average_models.sh --num "$average_models" --select "$average_select" --output "$model" "$expdir"
   fi
@@ -216,10 +216,10 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
     steps/extract_embeddings.sh --nj "$nj" --cmd "$cmd" --device "$device" --model "$model" \
       "$expdir" "data/$set" "$expdir/embeddings/$set"
   done
-  # <exp>/backend: global mean (+ LDA) of the training embeddings; removed with --backend none so that the
+  # <exp>/backend: global mean (+ LDA) of the training embeddings; removed with --score-backend none so that the
   # threshold, calibration and dmha-verify below score as stage 5's plain cosine does.
-  if [ "$backend" != none ]; then
-    steps/train_backend.sh --kind "$backend" --lda-dim "$lda_dim" --model "$model" \
+  if [ "$score_backend" != none ]; then
+    steps/train_backend.sh --kind "$score_backend" --lda-dim "$lda_dim" --model "$model" \
       "$expdir" "data/$train_set" "$expdir/embeddings/$train_set"
   else
     rm -rf "$expdir/backend"
@@ -231,7 +231,7 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
 fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
-  log_stage 5 "scoring ($score_norm; cosine$([ "$backend" != none ] && echo " and back-end $backend")) for: $test_sets"
+  log_stage 5 "scoring ($score_norm; cosine$([ "$score_backend" != none ] && echo " and back-end $score_backend")) for: $test_sets"
   cohort_opts=()
   [ "$score_norm" != none ] && cohort_opts=(--cohort "$expdir/embeddings/$train_set/spk_xvector.scp")
   # The calibration (stage 4) is fitted on the back-end's (or, without one, plain cosine) scores without
@@ -241,7 +241,7 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
     cal_opts=(--calibration "$expdir/calibration.yaml")
   fi
   backends=none
-  [ "$backend" != none ] && backends="none $backend"
+  [ "$score_backend" != none ] && backends="none $score_backend"
   for set in $test_sets; do
     # scores/<set>[.<backend>][.<norm>].score: plain cosine always, the back-end's beside it; all kept.
     for be in $backends; do
@@ -251,7 +251,7 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
         opts=(--backend "$expdir/backend")
         score_file=$score_file.$be
       fi
-      [ "$be" = "$backend" ] && opts+=("${cal_opts[@]}")
+      [ "$be" = "$score_backend" ] && opts+=("${cal_opts[@]}")
       [ "$score_norm" != none ] && score_file=$score_file.$score_norm
       steps/score.sh --norm "$score_norm" "${cohort_opts[@]}" "${opts[@]}" --results "$expdir/results" \
         --name "$set" "data/$set/trials" "$expdir/embeddings/$(test_data_of "$set")" "$score_file.score"

@@ -25,7 +25,7 @@ jobs=1             # trainings run at once (each uses the config's train.num_thr
 device=auto
 exp_root=exp/quality
 bootstrap=1000     # draws of the paired seed x speaker bootstrap (significance table; 0: none)
-backend=lda        # none | mean | lda: also score after a back-end fitted on --train-set's embeddings (as
+score_backend=lda  # none | mean | lda: also score after a back-end fitted on --train-set's embeddings (as
                    # run.sh stage 4-5 on mini); the report shows those scores (plain cosine ones are kept)
 out=bench/results/quality
 
@@ -52,8 +52,8 @@ Options:
                        thread nearly halves the wall time (default $jobs)
   --device DEV         auto | cpu | cuda (default $device)
   --exp-root DIR       (default $exp_root)
-  --backend X          none | mean | lda: fit steps/train_backend.sh on each run's --train-set embeddings,
-                       score with it too, and report those scores (default $backend; plain cosine
+  --score-backend X    none | mean | lda: fit steps/train_backend.sh on each run's --train-set embeddings,
+                       score with it too, and report those scores (default $score_backend; plain cosine
                        scores/<set>.score are always written)
   --bootstrap N        draws of the paired bootstrap over seeds and test speakers that says whether the
                        best system is significantly better than each other one (0: none) (default $bootstrap)
@@ -102,19 +102,19 @@ run_one() {
     model=avg_last$avg.pt
     steps/average_models.sh --num "$avg" --select last --output "$model" "$exp"
   fi
-  if [ "$backend" != none ]; then
+  if [ "$score_backend" != none ]; then
     steps/extract_embeddings.sh --nj "$nj" --device "$device" --model "$model" "$exp" "data/$train_set" \
       "$exp/embeddings/$train_set"
-    steps/train_backend.sh --kind "$backend" --model "$model" "$exp" "data/$train_set" "$exp/embeddings/$train_set"
+    steps/train_backend.sh --kind "$score_backend" --model "$model" "$exp" "data/$train_set" "$exp/embeddings/$train_set"
   fi
   for set in $test_sets; do
     steps/extract_embeddings.sh --nj "$nj" --device "$device" --model "$model" "$exp" "data/$set" \
       "$exp/embeddings/$set"
     steps/score.sh --results "$exp/results" --name "$set" "data/$set/trials" "$exp/embeddings/$set" \
       "$exp/scores/$set.score"
-    if [ "$backend" != none ]; then
+    if [ "$score_backend" != none ]; then
       steps/score.sh --backend "$exp/backend" --results "$exp/results" --name "$set" "data/$set/trials" \
-        "$exp/embeddings/$set" "$exp/scores/$set.$backend.score"
+        "$exp/embeddings/$set" "$exp/scores/$set.$score_backend.score"
     fi
   done
   echo "=== $(date '+%F %T') quality: $name seed $seed: done"
@@ -212,11 +212,11 @@ first_seed=${seeds%% *}
   echo "# Quality: mini recipe, $(date -u '+%F %H:%M UTC')"
   echo
   echo "systems: $systems; seeds: $seeds; epochs: ${epochs:-config default}; same budget: $same_budget;" \
-       "back-end: $backend;" \
+       "back-end: $score_backend;" \
        "extra overrides: ${train_opts:-none}; device $device; runs at once: $jobs; load average $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
   python bench/quality_report.py --exp-root "$exp_root" --systems "${names[*]}" --seeds "$seeds" \
-    --sets "$test_sets" "${peer_opt[@]}" --bootstrap "$bootstrap" --data-root data --backend "$backend"
+    --sets "$test_sets" "${peer_opt[@]}" --bootstrap "$bootstrap" --data-root data --backend "$score_backend"
   echo
   for set in $test_sets; do
     echo "DET ($set, seed $first_seed of each system): $(basename "$out").det.$set.png"
@@ -227,7 +227,7 @@ for set in $test_sets; do
   curves=()
   for name in "${names[@]}"; do
     sfx=
-    [ "$backend" != none ] && sfx=.$backend
+    [ "$score_backend" != none ] && sfx=.$score_backend
     curves+=("$name=$exp_root/${name}_s$first_seed/scores/$set$sfx.score")
   done
   [ "$peer" = true ] && curves+=("resemblyzer=$exp_root/resemblyzer/scores/$set.score")

@@ -12,7 +12,7 @@ esac
 default_config=egs/mini/conf/dmha.yaml
 # Stage 4 fits a mean + LDA back-end on mini_train's embeddings and stage 5 scores with it beside plain
 # cosine: 52 training speakers leave within-speaker directions that LDA removes (README, "Scoring back-end").
-default_backend=lda
+default_score_backend=lda
 
 prepare_corpus() {
   # shellcheck disable=SC2086  # --mini-opts of run.sh: several options, split on purpose

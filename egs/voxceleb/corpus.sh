@@ -21,9 +21,9 @@ default_config=egs/voxceleb/conf/dmha_k32.yaml
 # VoxCeleb2 dev) and read partially by training; on the mini recipe over 5 training seeds its EER was
 # within the seed spread of float32 (README "Scaling"). run.sh --feat-storage float32 keeps float32.
 default_feat_storage=cm2
-# Scoring as in the paper: plain cosine (no back-end); --backend lda (Kaldi x-vector style) or mean are
+# Scoring as in the paper: plain cosine (no back-end); --score-backend lda (Kaldi x-vector style) or mean are
 # one option away; stage 4 then also embeds the training set (2.4 M utterances with vox2: hours on a GPU).
-default_backend=none
+default_score_backend=none
 
 # All test sets draw their audio from data/vox1 (every one is a subset of it): a run.sh that
 # computes features/embeddings once per data set can call this to map a test set to it.
