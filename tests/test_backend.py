@@ -257,3 +257,34 @@ def test_onnx_export_carries_the_backend(exp_with_training_embeddings):
     assert onnx_model.backend.fingerprint() == torch_model.backend.fingerprint()
     a, b = np.random.default_rng(1).normal(size=(2, 400)).astype(np.float32)
     assert onnx_model.score(a, b) == pytest.approx(torch_model.score(a, b), abs=1e-6)
+
+
+def test_bench_backend_variants_table(tmp_path, capsys):
+    """bench/backend_variants.py on fabricated runs: every back-end row, LDA and PLDA beat plain cosine."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("backend_variants", Path(__file__).parents[1] /
+                                                  "bench/backend_variants.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    train, spk = _voices(20, 8, seed=0)
+    test, tspk = _voices(6, 5, seed=1)
+    data = tmp_path / "data"
+    (data / "mini_train").mkdir(parents=True)
+    (data / "t").mkdir()
+    utts = [f"s{s:02d}-{i:03d}" for i, s in enumerate(spk)]
+    (data / "mini_train" / "utt2spk").write_text("".join(f"{u} s{s:02d}\n" for u, s in zip(utts, spk)))
+    tutts = [f"t{s}-{i:02d}" for i, s in enumerate(tspk)]
+    pairs = [(i, j) for i in range(len(tutts)) for j in range(i + 1, len(tutts))]
+    (data / "t" / "trials").write_text("".join(
+        f"{tutts[i]} {tutts[j]} {'target' if tspk[i] == tspk[j] else 'nontarget'}\n" for i, j in pairs))
+    exp = tmp_path / "exp"
+    _emb_dir(exp / "embeddings" / "mini_train", dict(zip(utts, train)))
+    _emb_dir(exp / "embeddings" / "t", dict(zip(tutts, test)))
+    assert bench.main(["--data-root", str(data), "--sets", "t", "--dims", "8,0", str(exp)]) == 0
+    rows = {line.split(" | ")[0].strip("| "): float(line.split(" | ")[1].split()[0])
+            for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "EER" not in line}
+    assert set(rows) == {"cosine", "mean", "lda8 shrinkage auto", "lda8 shrinkage none",
+                         "lda19 shrinkage auto", "lda19 shrinkage none", "PLDA on lda19 (comparison)"}
+    assert rows["lda8 shrinkage none"] < rows["cosine"]
+    assert rows["PLDA on lda19 (comparison)"] < rows["cosine"]
