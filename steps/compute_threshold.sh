@@ -15,7 +15,8 @@ help_message="Usage: $0 [options] <exp-dir> <lists-dir>
     <exp-dir>/calibration.yaml  llr = scale * cosine + offset (prior-weighted logistic regression), with
                                 the fit prior, trials, model and validation Cllr / actual DCF
   Read by dmha-verify and dmha.load_model(<exp-dir>): with a calibration they report a log-likelihood
-  ratio and decide at the Bayes threshold of a target prior.
+  ratio and decide at the Bayes threshold of a target prior. With a back-end fitted for the model
+  (<exp-dir>/backend, steps/train_backend.sh: run it first) the scores are taken after it, as in stage 5.
 Options:
   --device DEV          auto | cpu | cuda | cuda:N (default $device)
   --model FILE          weights file in <exp-dir> (default $model), e.g. avg_last5.pt
