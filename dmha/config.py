@@ -252,11 +252,19 @@ def _check_train(t: dict, path: PathLike) -> None:
 
 
 def save_config(cfg: dict, path: PathLike) -> None:
-    """Write the resolved config atomically (sections in the canonical order)."""
+    """Write the resolved config atomically (sections in the canonical order).
+
+    An identical file is left untouched: a resumed (or finished) training rewrites its config.yaml, and a
+    new mtime would make stage 4's extraction stamps (which key on it) redo every embedding.
+    """
     ordered = {s: cfg.get(s, {}) for s in SECTIONS}
     ordered.update({s: cfg[s] for s in EXTRA_SECTIONS if s in cfg})
+    text = yaml.safe_dump(ordered, sort_keys=False, default_flow_style=None)
+    path = Path(path)
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return
     with atomic_open(path) as f:
-        yaml.safe_dump(ordered, f, sort_keys=False, default_flow_style=None)
+        f.write(text)
 
 
 def config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import yaml
 
@@ -72,6 +74,12 @@ def test_resolved_config_saved_and_reloads_identically(tmp_path):
     assert raw["train"]["seed"] == 5 and raw["features"]["sample_rate"] == 16000
     assert load_config(out) == cfg
     assert config_diff(cfg, load_config(out, "train.seed=6")) == ["train.seed: 5 -> 6"]
+    # saving the same config again leaves the file (and its mtime, which extraction stamps key on) alone
+    os.utime(out, (1_000_000_000, 1_000_000_000))
+    save_config(cfg, out)
+    assert out.stat().st_mtime == 1_000_000_000
+    save_config(load_config(out, "train.seed=6"), out)
+    assert out.stat().st_mtime != 1_000_000_000 and yaml.safe_load(out.read_text())["train"]["seed"] == 6
 
 
 def test_apply_overrides_quoting():

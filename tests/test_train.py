@@ -98,10 +98,13 @@ def test_finished_run_reports_done_and_changed_model_refuses(tmp_path):
     exp = tmp_path / "exp"
     subprocess.run(_train_cmd(conf, lists, exp), env=subprocess_env(), check=True, capture_output=True)
     mtime = (exp / "ckpt.pt").stat().st_mtime_ns
+    stamped = {n: (exp / n).stat().st_mtime_ns for n in ("config.yaml", "spk2int")}
     again = subprocess.run(_train_cmd(conf, lists, exp), env=subprocess_env(), capture_output=True, text=True)
     assert again.returncode == 0
     assert "already finished" in again.stderr
     assert (exp / "ckpt.pt").stat().st_mtime_ns == mtime  # nothing retrained
+    # nor rewritten: extraction's up-to-date stamps key on config.yaml's mtime
+    assert {n: (exp / n).stat().st_mtime_ns for n in stamped} == stamped
 
     # Resuming without --config uses the saved one; more epochs continue the finished run.
     more = subprocess.run([sys.executable, "-m", "dmha.bin.train", "--device", "cpu", "--override",

@@ -225,9 +225,12 @@ def _train(cfg: dict, lists_dir: Path, exp_dir: Path, info: DistInfo) -> TrainOu
     if resuming:
         _check_resume_config(exp_dir, cfg)
     if info.is_main:
-        save_config(cfg, exp_dir / "config.yaml")
-        with atomic_open(exp_dir / "spk2int") as f:
-            f.write((lists_dir / "spk2int").read_text(encoding="utf-8"))
+        save_config(cfg, exp_dir / "config.yaml")   # untouched when identical (resume keeps stamps valid)
+        spk2int_text = (lists_dir / "spk2int").read_text(encoding="utf-8")
+        old_spk2int = exp_dir / "spk2int"
+        if not old_spk2int.is_file() or old_spk2int.read_text(encoding="utf-8") != spk2int_text:
+            with atomic_open(old_spk2int) as f:
+                f.write(spk2int_text)
 
     seed_everything(int(tcfg["seed"]))
     model = build_model(cfg["model"], num_classes)
