@@ -306,7 +306,7 @@ def test_summary_prints_paper_figures_from_exp_config(tmp_path):
     rows = {ln.split("|")[1].strip(): [c.strip() for c in ln.split("|")[1:-1]] for ln in out.splitlines()
             if ln.startswith("| vox1")}
     assert "paper EER (%)" in out
-    assert rows["vox1_O"][2] == "4.50" and rows["vox1_O"][-2:] == ["3.23", "0.2800"]
+    assert rows["vox1_O"][2:4] == ["cosine", "4.50"] and rows["vox1_O"][-2:] == ["3.23", "0.2800"]
     assert rows["vox1_E_clean"][-2:] == ["-", "-"]      # no paper figure for that list
 
 
