@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from dmha.common.errors import UserError
-from dmha.common.fileio import PathLike, atomic_open
+from dmha.common.fileio import PathLike, write_text_if_changed
 
 SECTIONS = ("features", "model", "loss", "train")
 #: Optional sections carried verbatim into the resolved config (training ignores them): ``paper:`` holds
@@ -259,12 +259,7 @@ def save_config(cfg: dict, path: PathLike) -> None:
     """
     ordered = {s: cfg.get(s, {}) for s in SECTIONS}
     ordered.update({s: cfg[s] for s in EXTRA_SECTIONS if s in cfg})
-    text = yaml.safe_dump(ordered, sort_keys=False, default_flow_style=None)
-    path = Path(path)
-    if path.is_file() and path.read_text(encoding="utf-8") == text:
-        return
-    with atomic_open(path) as f:
-        f.write(text)
+    write_text_if_changed(path, yaml.safe_dump(ordered, sort_keys=False, default_flow_style=None))
 
 
 def config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:

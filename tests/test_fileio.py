@@ -45,3 +45,13 @@ def test_read_kv_keeps_pipes_whole_and_rejects_duplicates(tmp_path):
     path.write_text("u1 a.wav\nu1 b.wav\n")
     with pytest.raises(UserError, match="duplicate key 'u1'"):
         read_kv(path)
+
+
+def test_write_text_if_changed_keeps_an_identical_file(tmp_path):
+    from dmha.common.fileio import write_text_if_changed
+
+    f = tmp_path / "sub" / "a.txt"
+    assert write_text_if_changed(f, "x\n") and f.read_text() == "x\n"
+    os.utime(f, (1_000_000_000, 1_000_000_000))
+    assert not write_text_if_changed(f, "x\n") and f.stat().st_mtime == 1_000_000_000
+    assert write_text_if_changed(f, "y\n") and f.read_text() == "y\n"

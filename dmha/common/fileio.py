@@ -39,6 +39,20 @@ def atomic_open(path: PathLike, mode: str = "w", encoding: str | None = "utf-8")
         raise
 
 
+def write_text_if_changed(path: PathLike, text: str) -> bool:
+    """Atomically write ``text`` unless ``path`` already holds exactly it; True if written.
+
+    Why: stage 4's up-to-date stamps key on file sizes and mtimes, so rewriting an identical file (a
+    resumed training's config.yaml) would make every later stage redo its work.
+    """
+    path = Path(path)
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return False
+    with atomic_open(path) as f:
+        f.write(text)
+    return True
+
+
 @contextlib.contextmanager
 def exclusive_lock(path: PathLike, what: str) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``path`` (created) while the block runs; UserError if another

@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from dmha.common.errors import UserError
-from dmha.common.fileio import atomic_open, exclusive_lock, read_kv
+from dmha.common.fileio import atomic_open, exclusive_lock, read_kv, write_text_if_changed
 from dmha.config import config_diff, save_config
 from dmha.data.trials import read_trials
 from dmha.embed.batched import embed_feature_list
@@ -225,12 +225,9 @@ def _train(cfg: dict, lists_dir: Path, exp_dir: Path, info: DistInfo) -> TrainOu
     if resuming:
         _check_resume_config(exp_dir, cfg)
     if info.is_main:
-        save_config(cfg, exp_dir / "config.yaml")   # untouched when identical (resume keeps stamps valid)
-        spk2int_text = (lists_dir / "spk2int").read_text(encoding="utf-8")
-        old_spk2int = exp_dir / "spk2int"
-        if not old_spk2int.is_file() or old_spk2int.read_text(encoding="utf-8") != spk2int_text:
-            with atomic_open(old_spk2int) as f:
-                f.write(spk2int_text)
+        # both left untouched when identical, so a resumed run keeps stage 4's stamps valid
+        save_config(cfg, exp_dir / "config.yaml")
+        write_text_if_changed(exp_dir / "spk2int", (lists_dir / "spk2int").read_text(encoding="utf-8"))
 
     seed_everything(int(tcfg["seed"]))
     model = build_model(cfg["model"], num_classes)
