@@ -50,11 +50,15 @@ INFO_FILE = "backend.yaml"
 DEFAULT_LDA_DIM = 200        # Kaldi's x-vector recipe; capped at speakers - 1 and the embedding dim
 
 
-def _unit_rows(x: np.ndarray, what: str) -> np.ndarray:
+def unit_rows(x: np.ndarray, what: str, keys: Sequence[str] | None = None) -> np.ndarray:
+    """``x`` with every row scaled to unit length; a zero or non-finite row is a UserError naming it
+    (by ``keys[i]`` when given, else its row number)."""
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     bad = np.flatnonzero(~(np.isfinite(norms[:, 0]) & (norms[:, 0] > 0)))
     if bad.size:
-        raise UserError(f"{what}: {bad.size} vectors are zero or not finite (row {bad[0]})")
+        first = f"'{keys[bad[0]]}'" if keys is not None else f"row {bad[0]}"
+        raise UserError(f"{what}: {bad.size} embeddings are zero or not finite (first: {first}); "
+                        "re-extract them")
     return x / norms
 
 
@@ -121,10 +125,10 @@ class Backend:
             raise UserError(f"{what}: dimension {x.shape[1]}, but the back-end was fitted on "
                             f"{self.input_dim}-dim embeddings ({self.info.get('source', 'another model')}); "
                             "re-run steps/train_backend.sh for this model")
-        y = _unit_rows(x, what) - self.mean
+        y = unit_rows(x, what) - self.mean
         if self.transform is not None:
             y = y @ self.transform.T
-        return _unit_rows(y, f"{what} after the back-end").astype(np.float32)
+        return unit_rows(y, f"{what} after the back-end").astype(np.float32)
 
 
 def fit_backend(emb: np.ndarray, speakers: Sequence[str], kind: str = "lda", lda_dim: int = DEFAULT_LDA_DIM,
@@ -135,7 +139,7 @@ def fit_backend(emb: np.ndarray, speakers: Sequence[str], kind: str = "lda", lda
     """
     if kind not in ("mean", "lda"):
         raise UserError(f"back-end kind '{kind}': choose mean or lda (none fits nothing)")
-    x = _unit_rows(np.asarray(emb, dtype=np.float64), "training embeddings")
+    x = unit_rows(np.asarray(emb, dtype=np.float64), "training embeddings")
     spk = np.asarray(list(speakers))
     if spk.size != x.shape[0]:
         raise UserError(f"{x.shape[0]} embeddings but {spk.size} speaker labels")
@@ -228,8 +232,5 @@ def pair_score(a: np.ndarray, b: np.ndarray, backend: Backend | None = None) -> 
     x = np.stack([np.asarray(a, dtype=np.float64).reshape(-1), np.asarray(b, dtype=np.float64).reshape(-1)])
     if not np.all(np.linalg.norm(x, axis=1) > 0):
         raise UserError("score(): an embedding is all zeros; cosine similarity is undefined")
-    if backend is not None:
-        x = backend.apply(x).astype(np.float64)
-    else:
-        x = x / np.linalg.norm(x, axis=1, keepdims=True)
-    return float(np.dot(x[0], x[1]))
+    x = backend.apply(x) if backend is not None else unit_rows(x, "score()")
+    return float(np.dot(x[0].astype(np.float64), x[1].astype(np.float64)))

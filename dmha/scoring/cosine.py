@@ -24,7 +24,7 @@ from typing import Union
 import numpy as np
 
 from dmha.common.errors import UserError
-from dmha.scoring.backend import Backend
+from dmha.scoring.backend import Backend, unit_rows
 
 logger = logging.getLogger(__name__)
 
@@ -73,13 +73,7 @@ def normalized_matrix(embeddings: Mapping, keys: Sequence[str], what: str = "emb
             raise UserError(f"{what}: '{k}' has dimension {v.size}, '{keys[0]}' has {first.size}; "
                             "embeddings from different models cannot be scored together")
         mat[i] = v
-    norms = np.linalg.norm(mat, axis=1, keepdims=True)
-    bad = np.flatnonzero(~(np.isfinite(norms[:, 0]) & (norms[:, 0] > 0)))
-    if bad.size:
-        raise UserError(f"{what}: {bad.size} embeddings are zero or not finite (first: '{keys[bad[0]]}'); "
-                        "re-extract them")
-    mat /= norms
-    return mat
+    return unit_rows(mat, what, keys)
 
 
 def _rowwise_dot(mat: np.ndarray, a: np.ndarray, b: np.ndarray, chunk_size: int) -> np.ndarray:
