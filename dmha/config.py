@@ -29,6 +29,9 @@ SECTIONS = ("features", "model", "loss", "train")
 #: prints them beside ours.
 EXTRA_SECTIONS = ("paper",)
 
+#: ``train.lr_schedule`` values (computed by :mod:`dmha.training.schedule`).
+LR_SCHEDULES = ("plateau", "cosine")
+
 #: Training defaults (SPEC §3, the paper / reference values). ``batch_size`` is the effective batch of
 #: one optimizer step over all processes; it is split into ``grad_accum`` micro-batches per process.
 TRAIN_DEFAULTS: dict[str, Any] = {
@@ -44,7 +47,9 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "lr_patience": 15,           # halve the LR after this many validations without improvement
     "lr_factor": 0.5,
     "stop_patience": 25,         # stop after this many validations without improvement
-    "min_lr": 0.0,
+    "min_lr": 0.0,               # floor of the halvings; end of the cosine schedule
+    "lr_schedule": "plateau",    # plateau (paper: halve on plateaus) | cosine (dmha/training/schedule.py)
+    "lr_warmup_epochs": 0.0,     # cosine: linear LR warm-up from 0 over N epochs
     "margin_warmup_epochs": 0.0, # ramp the loss margin linearly from 0 over N epochs (0: off, paper)
     "keep_epoch_models": 0,      # >0: models/epoch_<N>.pt per epoch, the N latest + N best kept (averaging)
     "ckpt_every_steps": 500,     # full-state checkpoint every N optimizer steps (and at epoch end)
@@ -240,11 +245,18 @@ def _check_train(t: dict, path: PathLike) -> None:
         if t[k] < 1:
             raise UserError(f"{path}: train.{k}={t[k]} must be >= 1")
     for k in ("min_frames", "ckpt_every_steps", "num_workers", "num_threads", "weight_decay", "min_lr",
-              "margin_warmup_epochs", "keep_epoch_models"):
+              "margin_warmup_epochs", "keep_epoch_models", "lr_warmup_epochs"):
         if t[k] < 0:
             raise UserError(f"{path}: train.{k}={t[k]} must be >= 0")
     if not t["lr"] > 0 or not 0 < t["lr_factor"] <= 1:
         raise UserError(f"{path}: need train.lr > 0 and 0 < train.lr_factor <= 1")
+    if t["lr_schedule"] not in LR_SCHEDULES:
+        raise UserError(f"{path}: train.lr_schedule={t['lr_schedule']} is not one of "
+                        f"{', '.join(LR_SCHEDULES)}")
+    if t["lr_schedule"] == "cosine" and not (t["min_lr"] < t["lr"]
+                                             and t["lr_warmup_epochs"] < t["max_epochs"]):
+        raise UserError(f"{path}: train.lr_schedule=cosine needs train.min_lr < train.lr and "
+                        "train.lr_warmup_epochs < train.max_epochs")
     from dmha.models.config import check_bf16_setting
 
     check_bf16_setting(t["bf16"], f"{path}: train.bf16")

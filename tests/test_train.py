@@ -58,10 +58,13 @@ def _final_net(exp: Path) -> dict:
     return ckpt
 
 
-@pytest.mark.parametrize("partial_reads", [False, True], ids=["whole-reads", "partial-reads"])
+@pytest.mark.parametrize("partial_reads", [False, True], ids=["whole-reads", "partial-reads+cosine-lr"])
 def test_kill9_then_rerun_equals_uninterrupted_run(tmp_path, partial_reads):
-    # 3 steps per epoch, a checkpoint every 2 steps: the kill usually lands mid-epoch.
-    conf, lists = prepare_lists(tmp_path, cmn_tables=partial_reads, max_epochs=8, ckpt_every_steps=2)
+    # 3 steps per epoch, a checkpoint every 2 steps: the kill usually lands mid-epoch. The second case
+    # also runs the cosine LR schedule (a function of the step: a resumed run must set the same LRs).
+    schedule = {"lr_schedule": "cosine", "lr_warmup_epochs": 1.0, "min_lr": 1e-5} if partial_reads else {}
+    conf, lists = prepare_lists(tmp_path, cmn_tables=partial_reads, max_epochs=8, ckpt_every_steps=2,
+                                **schedule)
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     subprocess.run(_train_cmd(conf, lists, ref), env=subprocess_env(), check=True, capture_output=True)
 
@@ -91,6 +94,9 @@ def test_kill9_then_rerun_equals_uninterrupted_run(tmp_path, partial_reads):
         assert torch.equal(sa["exp_avg"], sb["exp_avg"])
     strip = [{k: v for k, v in row.items() if k != "time"} for row in a["state"]["history"]]
     assert strip == [{k: v for k, v in row.items() if k != "time"} for row in b["state"]["history"]]
+    lrs = [row["lr"] for row in a["state"]["history"]]
+    if schedule:  # annealed to min_lr at the last step, decreasing after the warm-up epoch
+        assert lrs == sorted(lrs, reverse=True) and lrs[-1] == pytest.approx(1e-5) and lrs[0] > lrs[-1] * 10
 
 
 def test_finished_run_reports_done_and_changed_model_refuses(tmp_path):
@@ -189,8 +195,36 @@ def test_checkpoint_roundtrip_restores_rng_with_weights_only(tmp_path):
     assert not list(tmp_path.glob(".c.pt.*"))  # no temporary left behind
 
 
+def test_cosine_lr_warms_up_then_anneals_to_the_floor():
+    from dmha.training.schedule import cosine_lr
+
+    lrs = [cosine_lr(s, 1e-3, 1e-5, warmup_steps=10, total_steps=110) for s in range(120)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)  # linear warm-up, never 0
+    assert lrs[10] == pytest.approx(1e-3) and lrs[109] == pytest.approx(1e-5)  # cosine from base to floor
+    assert (lrs[59] + lrs[60]) / 2 == pytest.approx((1e-3 + 1e-5) / 2, rel=1e-3)  # half way: step 59.5
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))
+    assert lrs[119] == pytest.approx(1e-5)  # past the budget: stays at the floor
+    assert cosine_lr(0, 1e-3, 0.0, warmup_steps=0, total_steps=50) == pytest.approx(1e-3)  # no warm-up
+
+
+def test_lr_schedule_settings_are_checked(tmp_path):
+    from dmha.common.errors import UserError
+    from dmha.config import load_config
+
+    conf = tmp_path / "c.yaml"
+    conf.write_text("train: {lr_schedule: linear}\n")
+    with pytest.raises(UserError, match="lr_schedule=linear is not one of plateau, cosine"):
+        load_config(conf)
+    conf.write_text("train: {lr_schedule: cosine, lr: 1.0e-3, min_lr: 1.0e-2}\n")
+    with pytest.raises(UserError, match="min_lr < train.lr"):
+        load_config(conf)
+    conf.write_text("train: {lr_schedule: cosine, lr_warmup_epochs: 5, max_epochs: 5}\n")
+    with pytest.raises(UserError, match="lr_warmup_epochs < train.max_epochs"):
+        load_config(conf)
+
+
 def test_margin_warmup_is_a_pure_function_of_the_step():
-    from dmha.training.loop import margin_at
+    from dmha.training.schedule import margin_at
 
     assert margin_at(0, 0.4, 100) == 0.0
     assert margin_at(50, 0.4, 100) == pytest.approx(0.2)

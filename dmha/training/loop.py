@@ -61,6 +61,7 @@ from dmha.training.dataset import (
     step_batches,
 )
 from dmha.training.distributed import DistInfo, all_reduce_sum, broadcast_float, sync_buffers
+from dmha.training.schedule import cosine_lr, margin_at
 
 log = logging.getLogger("dmha.training.loop")
 
@@ -86,17 +87,6 @@ class SpeakerClassifier(nn.Module):
 def step_seed(seed: int, step: int, rank: int) -> int:
     """Torch seed for optimizer step ``step`` on ``rank``: resumable without saving generator state."""
     return int(np.random.SeedSequence([int(seed), int(step), int(rank)]).generate_state(1)[0])
-
-
-def margin_at(step: int, final: float, warmup_steps: float) -> float:
-    """Loss margin at optimizer step ``step``: linear ramp from 0 to ``final`` over ``warmup_steps``.
-
-    A large AM-Softmax margin from the first step can keep a small model from starting to learn
-    (WeSpeaker-style margin scheduling); as a pure function of the step it needs no resume state.
-    """
-    if warmup_steps <= 0:
-        return final
-    return final * min(1.0, step / warmup_steps)
 
 
 def seed_everything(seed: int) -> None:
@@ -274,6 +264,8 @@ def _train(cfg: dict, lists_dir: Path, exp_dir: Path, info: DistInfo) -> TrainOu
     accum = tcfg["grad_accum"]
     final_margin = getattr(loss_head, "margin", None)
     warmup_steps = tcfg["margin_warmup_epochs"] * n_steps
+    cosine = tcfg["lr_schedule"] == "cosine"
+    lr_warmup_steps, total_steps = tcfg["lr_warmup_epochs"] * n_steps, tcfg["max_epochs"] * n_steps
 
     while state["epoch"] < tcfg["max_epochs"]:
         epoch = state["epoch"]
@@ -295,6 +287,11 @@ def _train(cfg: dict, lists_dir: Path, exp_dir: Path, info: DistInfo) -> TrainOu
                 optimizer.zero_grad(set_to_none=True)
                 if final_margin is not None and warmup_steps > 0:
                     loss_head.margin = margin_at(state["global_step"], final_margin, warmup_steps)
+                if cosine:
+                    state["lr"] = cosine_lr(state["global_step"], tcfg["lr"], tcfg["min_lr"], lr_warmup_steps,
+                                            total_steps)
+                    for g in optimizer.param_groups:
+                        g["lr"] = state["lr"]
             feats = feats.to(device, non_blocking=True)
             labels = labels.to(device, non_blocking=True)
             last = i % accum == accum - 1
@@ -457,7 +454,7 @@ def _end_of_epoch(net: SpeakerClassifier, optimizer: torch.optim.Optimizer, stat
                 log.info("new best model (EER %.3f%%) -> %s", eer, exp_dir / BEST)
         else:
             state["bad_validations"] += 1
-            if state["bad_validations"] % tcfg["lr_patience"] == 0:
+            if tcfg["lr_schedule"] == "plateau" and state["bad_validations"] % tcfg["lr_patience"] == 0:
                 new_lr = max(state["lr"] * tcfg["lr_factor"], tcfg["min_lr"])
                 for g in optimizer.param_groups:
                     g["lr"] = new_lr
