@@ -10,7 +10,7 @@
 #   3  training       -> exp/<name>/ (config.yaml, checkpoints, train.log, best model);
 #                        with --lm-finetune also exp/<name>_lmft (large-margin fine-tuning, off by default)
 #   4  embeddings     -> exp/<name>/embeddings/<set>/xvector.{ark,scp}; with --score-backend also
-#                        exp/<name>/backend (mean + LDA of the training embeddings); threshold, calibration
+#                        exp/<name>/backend (mean + LDA [+ PLDA] of the training embeddings); threshold, calibration
 #   5  scoring        -> exp/<name>/scores/<set>[.<backend>].score, exp/<name>/results, DET plots
 set -euo pipefail
 
@@ -32,7 +32,7 @@ average_models=0     # N > 0: stages 4-5 use the average of N epoch models (need
 average_select=last  # last | best (lowest validation EER): which N epoch models to average
 feat_storage=        # float32 | cm2 | cm3: how stage 1 stores features (default: the corpus's, else float32)
 calibrate=true       # stage 4 fits <exp>/calibration.yaml on the validation trials; stage 5 adds Cllr/actDCF
-score_backend=       # none | mean | lda: scoring back-end fitted on the training embeddings in stage 4
+score_backend=       # none | mean | lda | plda: scoring back-end fitted on the training embeddings in stage 4
                      # (default: the corpus's default_score_backend, else none)
 lda_dim=200          # LDA output dim (capped at training speakers - 1)
 # VoxCeleb (stage 0 with --corpus voxceleb)
@@ -82,9 +82,9 @@ Options:
                      three (see README \"Scaling\") (default: the corpus's default_feat_storage, else float32)
   --calibrate B      true | false: fit the score calibration in stage 4 and report Cllr and the actual
                      DCF in stage 5 (calibration does not change EER/minDCF; default $calibrate)
-  --score-backend X  none | mean | lda: stage 4 fits a back-end on the training set's embeddings
-                     (steps/train_backend.sh: global mean, + LDA), stage 5 scores with it as well as with
-                     plain cosine; the threshold, calibration, dmha-verify and ONNX export use it
+  --score-backend X  none | mean | lda | plda: stage 4 fits a back-end on the training set's embeddings
+                     (steps/train_backend.sh: global mean, + LDA, + PLDA), stage 5 scores with it as well
+                     as with plain cosine; the threshold, calibration, dmha-verify and ONNX export use it
                      (default: the corpus's; mini: lda, voxceleb: none as in the paper)
   --lda-dim N        LDA output dim, capped at training speakers - 1 (default $lda_dim)
   --vox1 DIR --vox2 DIR [--trials-dir DIR]   VoxCeleb locations (--corpus voxceleb)
@@ -119,7 +119,7 @@ cd "$(dirname "$0")"
 config=${config:-$default_config}
 feat_storage=${feat_storage:-${default_feat_storage:-float32}}
 score_backend=${score_backend:-${default_score_backend:-none}}
-case "$score_backend" in none|mean|lda) ;; *) echo "$0: --score-backend must be none, mean or lda" >&2; exit 1 ;; esac
+case "$score_backend" in none|mean|lda|plda) ;; *) echo "$0: --score-backend must be none, mean, lda or plda" >&2; exit 1 ;; esac
 case "$feat_storage" in float32|cm2|cm3) ;; *) echo "$0: --feat-storage must be float32, cm2 or cm3" >&2; exit 1 ;; esac
 [ -f "$config" ] || { echo "$0: config '$config' not found" >&2; exit 1; }
 # The training data: the clean set, plus speed-perturbed copies (_sp), plus augmented copies (_aug).

@@ -2,8 +2,8 @@
 training embeddings (never on a test set), mean and sample sd over runs.
 
 Rows: plain cosine; mean subtraction; LDA (dmha.scoring.backend: Ledoit-Wolf shrinkage or none, several
-output dims); and, for comparison only, a two-covariance PLDA on the LDA output (Kaldi's next step; not
-part of dmha's back-end). Every run needs ``embeddings/<train>`` and ``embeddings/<set>`` (stage 4 with
+output dims); and the two-covariance PLDA on the full LDA output (back-end kind ``plda``, Kaldi's next
+step). Every run needs ``embeddings/<train>`` and ``embeddings/<set>`` (stage 4 with
 ``--score-backend``, or bench/quality.sh).
 
     python bench/backend_variants.py --data-root data --sets mini_test,real_test \\
@@ -22,7 +22,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from dmha.scoring.backend import Backend, fit_backend  # noqa: E402
+from dmha.scoring.backend import Backend, fit_backend, pair_scores  # noqa: E402
 
 
 def _load(emb_dir: Path, keys: list[str] | None = None) -> tuple[list[str], np.ndarray]:
@@ -31,27 +31,6 @@ def _load(emb_dir: Path, keys: list[str] | None = None) -> tuple[list[str], np.n
     table = kaldiio.load_scp(str(emb_dir / "xvector.scp"))
     keys = keys if keys is not None else list(table)
     return keys, np.stack([np.asarray(table[k], dtype=np.float64) for k in keys])
-
-
-def _plda_scorer(train: np.ndarray, spk: np.ndarray):
-    """Two-covariance PLDA (between B, within W) on already projected vectors: llr(x1, x2)."""
-    mu = train.mean(0)
-    x = train - mu
-    labels = np.unique(spk)
-    means = np.stack([x[spk == s].mean(0) for s in labels])
-    within = sum((x[spk == s] - m).T @ (x[spk == s] - m) for s, m in zip(labels, means)) / len(x)
-    between = np.cov(means.T, bias=True)
-    total = between + within
-    d = len(total)
-    joint_inv = np.linalg.inv(np.block([[total, between], [between, total]]))
-    quad = np.linalg.inv(total) - joint_inv[:d, :d]
-    cross = joint_inv[:d, d:]
-
-    def score(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        a, b = a - mu, b - mu
-        return (0.5 * np.einsum("ij,jk,ik->i", a, quad, a) + 0.5 * np.einsum("ij,jk,ik->i", b, quad, b)
-                - np.einsum("ij,jk,ik->i", a, cross, b))
-    return score
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,8 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             dim = dim or n_spk - 1
             for shrink in ("auto", "none"):
                 variants[f"lda{dim} shrinkage {shrink}"] = fit_backend(train, spk, "lda", dim, shrink)
-        full = variants[f"lda{n_spk - 1} shrinkage auto"]
-        plda = _plda_scorer(full.apply(train).astype(np.float64), spk)
+        variants[f"plda (lda{n_spk - 1} shrinkage auto)"] = fit_backend(train, spk, "plda", n_spk - 1)
         for test in sets:
             trials = read_trials(data / test / "trials")
             tkeys, emb = _load(exp / "embeddings" / test)
@@ -91,14 +69,9 @@ def main(argv: list[str] | None = None) -> int:
             for name, backend in variants.items():
                 x = backend.apply(emb) if backend else emb / np.linalg.norm(emb, axis=1, keepdims=True)
                 eers.setdefault((name, test), []).append(
-                    100 * compute_eer(np.einsum("ij,ij->i", x[a], x[b]), trials.labels)[0])
+                    100 * compute_eer(pair_scores(x[a], x[b], backend), trials.labels)[0])
                 if name not in order:
                     order.append(name)
-            x = full.apply(emb).astype(np.float64)
-            name = f"PLDA on lda{n_spk - 1} (comparison)"
-            eers.setdefault((name, test), []).append(100 * compute_eer(plda(x[a], x[b]), trials.labels)[0])
-            if name not in order:
-                order.append(name)
     print("| back-end | " + " | ".join(f"{s} EER %" for s in sets) + " |")
     print("|---|" + "---|" * len(sets))
     for name in order:

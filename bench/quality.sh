@@ -25,7 +25,7 @@ jobs=1             # trainings run at once (each uses the config's train.num_thr
 device=auto
 exp_root=exp/quality
 bootstrap=1000     # draws of the paired seed x speaker bootstrap (significance table; 0: none)
-score_backend=lda  # none | mean | lda: also score after a back-end fitted on --train-set's embeddings (as
+score_backend=lda  # none | mean | lda | plda: also score after a back-end fitted on --train-set's embeddings (as
                    # run.sh stage 4-5 on mini); the report shows those scores (plain cosine ones are kept)
 out=bench/results/quality
 
@@ -52,7 +52,7 @@ Options:
                        thread nearly halves the wall time (default $jobs)
   --device DEV         auto | cpu | cuda (default $device)
   --exp-root DIR       (default $exp_root)
-  --score-backend X    none | mean | lda: fit steps/train_backend.sh on each run's --train-set embeddings,
+  --score-backend X    none | mean | lda | plda: fit steps/train_backend.sh on each run's --train-set embeddings,
                        score with it too, and report those scores (default $score_backend; plain cosine
                        scores/<set>.score are always written)
   --bootstrap N        draws of the paired bootstrap over seeds and test speakers that says whether the

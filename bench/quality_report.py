@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bootstrap", type=int, default=0, metavar="N",
                    help="draws of the paired seed x speaker bootstrap (0: no significance table)")
     p.add_argument("--data-root", default="data", help="where the test sets' utt2spk are (for --bootstrap)")
-    p.add_argument("--backend", default="none", choices=("none", "mean", "lda"),
+    p.add_argument("--backend", default="none", choices=("none", "mean", "lda", "plda"),
                    help="report the systems' scores after this back-end (the peer's are plain cosine)")
     args = p.parse_args(argv)
     if args.bootstrap < 0:

@@ -134,7 +134,8 @@ class SpeakerModel:
 
     @property
     def backend(self) -> Backend | None:
-        """The exp's scoring back-end (``<exp>/backend``, mean + LDA) if fitted for this model, else None."""
+        """The exp's scoring back-end (``<exp>/backend``, mean + LDA [+ PLDA]) if fitted for this model,
+        else None."""
         return self.exp.backend
 
     def score(self, a: Audio, b: Audio) -> float:

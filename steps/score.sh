@@ -12,7 +12,7 @@ allow_missing=false  # true: skip trials whose embedding is missing (counted in 
 results=             # default: <score-file dir>/../results
 name=                # test set name in the results (default: score file name without .score)
 calibration=         # calibration.yaml of the exp (steps/compute_threshold.sh): adds LLRs, Cllr, actual DCF
-backend=             # back-end dir of the exp (steps/train_backend.sh): mean + LDA before cosine
+backend=             # back-end dir of the exp (steps/train_backend.sh): mean + LDA [+ PLDA] before scoring
 
 help_message="Usage: $0 [options] <trials> <emb-dir> <score-file>
   Scores every trial of <trials> (enroll test [target|nontarget]) by cosine similarity of the

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# steps/train_backend.sh — fit the scoring back-end (global mean + LDA) on the training set's embeddings.
+# steps/train_backend.sh — fit the scoring back-end (global mean + LDA [+ PLDA]) on the training set's embeddings.
 set -euo pipefail
 
-kind=lda             # lda (mean + LDA) | mean (mean subtraction only)
+kind=lda             # lda (mean + LDA) | plda (mean + LDA + PLDA) | mean (mean subtraction only)
 lda_dim=200          # LDA output dim; capped at (training speakers - 1) and the embedding dim
 shrinkage=auto       # within-class covariance shrinkage: auto (Ledoit-Wolf) | none | a number in [0, 1]
 model=best.pt        # weights file in <exp-dir> the embeddings were extracted with
@@ -12,15 +12,18 @@ help_message="Usage: $0 [options] <exp-dir> <train-data-dir> <train-emb-dir>
   Fits a back-end on the embeddings of the training data (<train-emb-dir>/xvector.scp, speakers from
   <train-data-dir>/utt2spk) and writes <exp-dir>/backend/:
     mean.vec        global mean of the length-normalised training embeddings (Kaldi binary vector)
-    transform.mat   LDA projection, <lda-dim> x <embed-dim> (Kaldi binary matrix; --kind lda)
+    transform.mat   LDA projection, <lda-dim> x <embed-dim> (Kaldi binary matrix; --kind lda, plda)
+    plda_{mean.vec,transform.mat,psi.vec}   --kind plda: a two-covariance PLDA on the LDA output in
+                    Kaldi's diagonal form (the members of Kaldi's Plda object)
     backend.yaml    kind, dims, counts, and the model whose embeddings they are
   Scoring through it (steps/score.sh --backend <exp-dir>/backend; compute_threshold, dmha-verify,
   dmha.load_model and steps/export_onnx.sh pick it up from the exp dir): length norm, minus mean.vec,
-  times transform.mat, then cosine. Kaldi equivalent: ivector-normalize-length |
-  ivector-subtract-global-mean mean.vec | transform-vec transform.mat | cosine scoring.
+  times transform.mat, length norm, then cosine (--kind plda: the PLDA log-likelihood ratio). Kaldi
+  equivalent: ivector-normalize-length | ivector-subtract-global-mean mean.vec | transform-vec
+  transform.mat | ivector-normalize-length | cosine scoring (plda: ivector-plda-scoring).
   Fit it on training embeddings only, never on a test set.
 Options:
-  --kind lda|mean       back-end (default $kind)
+  --kind lda|plda|mean  back-end (default $kind)
   --lda-dim N           LDA output dim (default $lda_dim; capped at speakers - 1)
   --shrinkage X         auto | none | number in [0, 1] (default $shrinkage)
   --model FILE          weights file the embeddings were extracted with (default $model)

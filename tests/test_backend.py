@@ -1,5 +1,6 @@
-"""The scoring back-end (global mean + LDA on training embeddings): what it learns, its files, and that every
-scorer (stage 5, the threshold/calibration, dmha.load_model, the ONNX runtime) applies the same one."""
+"""The scoring back-end (global mean + LDA [+ PLDA] on training embeddings): what it learns, its files, and
+that every scorer (stage 5, the threshold/calibration, dmha.load_model, the ONNX runtime) applies the same
+one."""
 
 from __future__ import annotations
 
@@ -66,6 +67,56 @@ def test_lda_backend_removes_within_speaker_directions_for_unseen_speakers():
     assert plain.output_dim == 8 and _all_pairs_eer(plain.apply(test), test_spk) < 0.25 * raw
 
 
+def _gauss_llr(a: np.ndarray, b: np.ndarray, mu: np.ndarray, between: np.ndarray,
+               within: np.ndarray) -> float:
+    """log p(a, b | same speaker) - log p(a) p(b), straight from the Gaussians of the two-covariance model."""
+    from scipy.stats import multivariate_normal as mvn
+
+    total = between + within
+    joint = mvn(np.concatenate([mu, mu]), np.block([[total, between], [between, total]]))
+    return float(joint.logpdf(np.concatenate([a, b])) - mvn(mu, total).logpdf(a) - mvn(mu, total).logpdf(b))
+
+
+def test_plda_scores_are_the_two_covariance_likelihood_ratio():
+    from dmha.scoring.backend import fit_plda
+
+    rng = np.random.default_rng(0)
+    k, n_spk, per = 5, 3000, 8
+    # a known model: between = A diag(psi) A^T, within = A A^T, in a rotated, shifted space
+    a_mat = rng.normal(size=(k, k))
+    psi_true = np.array([4.0, 2.0, 1.0, 0.5, 0.1])
+    centres = rng.normal(size=(n_spk, k)) * np.sqrt(psi_true)
+    u = np.repeat(centres, per, axis=0) + rng.normal(size=(n_spk * per, k))
+    y = u @ a_mat.T + 3.0
+    plda = fit_plda(y, np.repeat(np.arange(n_spk), per).astype(str))
+    np.testing.assert_allclose(plda.psi, psi_true, rtol=0.1, atol=0.03)  # unbiased moments, 3000 speakers
+    # the closed form equals the Gaussian ratio of the fitted model, pair by pair
+    inv = np.linalg.inv(plda.transform)
+    between, within = inv @ np.diag(plda.psi) @ inv.T, inv @ inv.T
+    pa, pb = y[:6], y[8:14]  # pairs of different speakers, and (first row vs second) of one speaker
+    got = plda.pair_llr(plda.project(pa), plda.project(pb))
+    want = [_gauss_llr(x, z, plda.mean, between, within) for x, z in zip(pa, pb)]
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+    same = plda.pair_llr(plda.project(y[:1]), plda.project(y[1:2]))[0]
+    assert same == pytest.approx(_gauss_llr(y[0], y[1], plda.mean, between, within))
+    cross = plda.cross_llr(plda.project(pa), plda.project(pb))
+    np.testing.assert_allclose(np.diag(cross), got, rtol=1e-12)
+    np.testing.assert_allclose(cross[1, 4], plda.pair_llr(plda.project(pa[1:2]), plda.project(pb[4:5]))[0])
+
+
+def test_plda_backend_scores_unseen_speakers_better_than_cosine():
+    train, train_spk = _voices(40, 10, seed=0)
+    test, test_spk = _voices(12, 8, seed=1)
+    plda = fit_backend(train, [f"s{s}" for s in train_spk], kind="plda")
+    assert plda.kind == "plda" and plda.output_dim == 39
+    x = plda.apply(test)
+    i, j = np.triu_indices(len(x), 1)
+    eer_plda = compute_eer(plda.pair_scores(x[i], x[j]), test_spk[i] == test_spk[j])[0]
+    assert eer_plda < 0.6 * _all_pairs_eer(test, test_spk)
+    # pair_score (dmha.load_model, the ONNX runtime) gives the same llr as the matrix path
+    assert pair_score(test[0], test[5], plda) == pytest.approx(plda.pair_scores(x[:1], x[5:6])[0], abs=1e-4)
+
+
 def test_bad_fits_and_inputs_are_refused():
     x, spk = _voices(2, 5, seed=0)
     with pytest.raises(UserError, match="at least 3 speakers"):
@@ -79,19 +130,30 @@ def test_bad_fits_and_inputs_are_refused():
         b.apply(np.zeros((1, 40)))
 
 
-def test_files_round_trip_in_kaldi_format_and_text(tmp_path):
+@pytest.mark.parametrize("kind", ["lda", "plda"])
+def test_files_round_trip_in_kaldi_format_and_text(tmp_path, kind):
     train, spk = _voices(10, 6, seed=3)
-    b = fit_backend(train, spk.astype(str), kind="lda", lda_dim=5)
+    b = fit_backend(train, spk.astype(str), kind=kind, lda_dim=5)
     out = write_backend(tmp_path / "backend", b)
     assert kaldiio.load_mat(str(out / "mean.vec")).shape == (40,)
     assert kaldiio.load_mat(str(out / "transform.mat")).shape == (5, 40)
+    if kind == "plda":
+        assert kaldiio.load_mat(str(out / "plda_transform.mat")).shape == (5, 5)
+        assert kaldiio.load_mat(str(out / "plda_psi.vec")).shape == (5,)
     info = yaml.safe_load((out / "backend.yaml").read_text())
-    assert info["kind"] == "lda" and info["output_dim"] == 5 and info["fingerprint"] == b.fingerprint()
+    assert info["kind"] == kind and info["output_dim"] == 5 and info["fingerprint"] == b.fingerprint()
     back = read_backend(out)
-    assert back.fingerprint() == b.fingerprint()
-    np.testing.assert_allclose(back.apply(train), b.apply(train), atol=1e-6)
+    assert back.fingerprint() == b.fingerprint() and back.kind == kind
+    np.testing.assert_allclose(back.apply(train), b.apply(train), atol=1e-5)
     text = Backend.from_text(b.to_text())
-    np.testing.assert_allclose(text.apply(train), b.apply(train), atol=1e-6)
+    assert text.kind == kind
+    np.testing.assert_allclose(text.apply(train), b.apply(train), atol=1e-5)
+    x = b.apply(train[:4])
+    np.testing.assert_allclose(text.pair_scores(x[:2], x[2:]), b.pair_scores(x[:2], x[2:]), rtol=1e-5)
+    if kind == "plda":  # PLDA files that do not fit the LDA
+        kaldiio.save_mat(str(out / "plda_psi.vec"), np.ones(4, dtype=np.float32))
+        with pytest.raises(UserError, match="PLDA files do not fit the 5-dim LDA"):
+            read_backend(out)
     damaged = json.loads(b.to_text())
     damaged["mean"] = damaged["mean"][:-8] + "AAAAAAA="
     with pytest.raises(UserError, match="fingerprint|unreadable"):
@@ -207,16 +269,29 @@ def test_every_scorer_uses_the_backend_and_stale_files_are_ignored(exp_with_trai
     # refitted with another dim: the threshold of the old fit is ignored again
     train_backend(exp, data, emb, lda_dim=2)
     assert dmha.load_model(exp, device="cpu").threshold is None
+    # PLDA: the threshold is one of its log-likelihood ratios, and every scorer gives that ratio
+    train_backend(exp, data, emb, kind="plda", lda_dim=4)
+    plda = read_backend(exp / "backend")
+    r = compute_threshold(exp, lists, device="cpu")
+    assert r["backend"] == "plda"
+    assert yaml.safe_load((exp / "threshold.yaml").read_text())["backend"] == plda.fingerprint()
+    model = dmha.load_model(exp, device="cpu")
+    assert model.threshold == pytest.approx(r["threshold"])
+    mapped = plda.apply(np.stack([a, b]))
+    llr = float(plda.pair_scores(mapped[:1], mapped[1:])[0])
+    assert model.score(a, b) == pytest.approx(llr, rel=1e-5) == pair_score(a, b, plda)
+    assert abs(llr - expected) > 1e-2
     # a back-end of another model (a new best.pt) is ignored
     make_tiny_exp(exp, step=8)
     assert dmha.load_model(exp, device="cpu").backend is None
 
 
-def test_score_cli_applies_the_backend_and_guards_the_calibration(tmp_path):
+@pytest.mark.parametrize("kind", ["lda", "plda"])
+def test_score_cli_applies_the_backend_and_guards_the_calibration(tmp_path, kind):
     from dmha.scoring.calibration import Calibration, write_calibration_file
 
     train, spk = _voices(10, 6, seed=3)
-    b = fit_backend(train, spk.astype(str), kind="lda", lda_dim=6)
+    b = fit_backend(train, spk.astype(str), kind=kind, lda_dim=6)
     bdir = write_backend(tmp_path / "backend", b)
     test, tspk = _voices(4, 3, seed=8)
     utts = [f"t{s}-{i}" for i, s in enumerate(tspk)]
@@ -228,12 +303,26 @@ def test_score_cli_applies_the_backend_and_guards_the_calibration(tmp_path):
     score_file = tmp_path / "scores" / "t.lda.score"
     out = run_script(["steps/score.sh", "--backend", str(bdir), "--results", str(tmp_path / "results"),
                       str(tmp_path / "trials"), str(emb), str(score_file)])
-    assert "back-end lda6" in out.stdout
+    assert f"back-end {kind}6" in out.stdout
     got = np.array([float(line.split()[2]) for line in score_file.read_text().splitlines()])
     mapped = b.apply(test)
-    np.testing.assert_allclose(got, [float(mapped[i] @ mapped[j]) for i, j in pairs], atol=2e-6)
+    ia, ib = np.array(pairs).T
+    if kind == "lda":  # a dot product of the mapped rows is the score
+        np.testing.assert_allclose(got, [float(mapped[i] @ mapped[j]) for i, j in pairs], atol=2e-6)
+    np.testing.assert_allclose(got, b.pair_scores(mapped[ia], mapped[ib]), rtol=1e-5, atol=2e-5)
     tsv = (tmp_path / "results.tsv").read_text().splitlines()
-    assert tsv[0].endswith("\tbackend") and tsv[1].endswith("\tlda6")
+    assert tsv[0].endswith("\tbackend") and tsv[1].endswith(f"\t{kind}6")
+    # S-norm through the back-end: each side's scores against the cohort, in the back-end's scores
+    cohort = _emb_dir(tmp_path / "cohort", {f"c{i}": v for i, v in enumerate(train[::6])})
+    snormed = tmp_path / "scores" / "t.snorm.score"
+    run_script(["steps/score.sh", "--backend", str(bdir), "--norm", "snorm", "--cohort",
+                str(cohort / "xvector.scp"), str(tmp_path / "trials"), str(emb), str(snormed)])
+    c = b.cross_scores(mapped, b.apply(train[::6]))
+    mu, sd = c.mean(1), c.std(1)
+    raw = b.pair_scores(mapped[ia], mapped[ib])
+    want = 0.5 * ((raw - mu[ia]) / sd[ia] + (raw - mu[ib]) / sd[ib])
+    got = np.array([float(line.split()[2]) for line in snormed.read_text().splitlines()])
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     # a calibration fitted on plain cosine scores does not apply to back-end scores
     cal = write_calibration_file(tmp_path / "calibration.yaml", Calibration(5.0, -1.0, {"norm": "none"}))
     bad = run_script(["steps/score.sh", "--backend", str(bdir), "--calibration", str(cal),
@@ -243,24 +332,26 @@ def test_score_cli_applies_the_backend_and_guards_the_calibration(tmp_path):
 
 
 @pytest.mark.skipif(pytest.importorskip("onnxruntime") is None, reason="onnxruntime")
-def test_onnx_export_carries_the_backend(exp_with_training_embeddings):
+@pytest.mark.parametrize("kind", ["lda", "plda"])
+def test_onnx_export_carries_the_backend(exp_with_training_embeddings, kind):
     import dmha
     from dmha.bin.train_backend import train_backend
     from dmha.export.onnx_export import export_onnx
     from dmha.export.runtime import OnnxSpeakerModel
 
     exp, data, emb = exp_with_training_embeddings
-    train_backend(exp, data, emb, lda_dim=4)
+    train_backend(exp, data, emb, kind=kind, lda_dim=4)
     export_onnx(exp)
     onnx_model = OnnxSpeakerModel(exp / "onnx" / "model.onnx")
     torch_model = dmha.load_model(exp, device="cpu")
     assert onnx_model.backend.fingerprint() == torch_model.backend.fingerprint()
+    assert onnx_model.backend.kind == torch_model.backend.kind == kind
     a, b = np.random.default_rng(1).normal(size=(2, 400)).astype(np.float32)
-    assert onnx_model.score(a, b) == pytest.approx(torch_model.score(a, b), abs=1e-6)
+    assert onnx_model.score(a, b) == pytest.approx(torch_model.score(a, b), abs=1e-5)
 
 
 def test_bench_backend_variants_table(tmp_path, capsys):
-    """bench/backend_variants.py on fabricated runs: every back-end row, LDA and PLDA beat plain cosine."""
+    """bench/backend_variants.py on fabricated runs: every back-end row; LDA and PLDA beat plain cosine."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("backend_variants", Path(__file__).parents[1] /
@@ -285,6 +376,6 @@ def test_bench_backend_variants_table(tmp_path, capsys):
     rows = {line.split(" | ")[0].strip("| "): float(line.split(" | ")[1].split()[0])
             for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "EER" not in line}
     assert set(rows) == {"cosine", "mean", "lda8 shrinkage auto", "lda8 shrinkage none",
-                         "lda19 shrinkage auto", "lda19 shrinkage none", "PLDA on lda19 (comparison)"}
+                         "lda19 shrinkage auto", "lda19 shrinkage none", "plda (lda19 shrinkage auto)"}
     assert rows["lda8 shrinkage none"] < rows["cosine"]
-    assert rows["PLDA on lda19 (comparison)"] < rows["cosine"]
+    assert rows["plda (lda19 shrinkage auto)"] < rows["cosine"]

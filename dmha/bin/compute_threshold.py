@@ -75,7 +75,9 @@ def compute_threshold(exp_dir: str | Path, lists_dir: str | Path, device: str = 
     backend = exp.backend.fingerprint() if exp.backend is not None else None
     if exp.backend is not None:  # <exp>/backend fitted for this model: decide on the scores stage 5 reports
         emb = exp.backend.apply(emb, what=f"{lists_dir}/val_feats.scp embeddings")
-    scores = cosine_scores(emb, val.enroll, val.test)
+        scores = exp.backend.pair_scores(emb[val.enroll], emb[val.test])
+    else:
+        scores = cosine_scores(emb, val.enroll, val.test)
     eer, thr = compute_eer(scores, val.labels)
     n_target = int(val.labels.sum())
     path = write_threshold(exp.exp_dir, thr, eer=100.0 * eer, n_target=n_target,

@@ -1,5 +1,5 @@
-"""Score a trial list with cosine similarity (optionally S-/AS-norm, after a mean + LDA back-end); write
-scores, metrics, DET plot.
+"""Score a trial list with cosine similarity (optionally S-/AS-norm, after a mean + LDA [+ PLDA] back-end);
+write scores, metrics, DET plot.
 
 Called by steps/score.sh. Outputs:
   <score-file>              ``enroll test score [target|nontarget]`` per scored trial (atomic write)
@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", help="results file to append to (default <score-file dir>/../results)")
     p.add_argument("--name", help="test set name in the results (default: score file name without .score)")
     p.add_argument("--backend",
-                   help="back-end dir of the exp (steps/train_backend.sh: mean + LDA) to apply before cosine")
+                   help="back-end dir of the exp (steps/train_backend.sh: mean + LDA [+ PLDA]) to apply "
+                        "before scoring")
     p.add_argument("--calibration",
                    help="calibration.yaml of the exp (score -> LLR); adds Cllr and the actual DCF")
     p.add_argument("--det-plot", help="DET curve PNG (default <score-file without .score>.det.png; "

@@ -1,4 +1,4 @@
-"""Fit the scoring back-end of an exp (global mean + LDA) on its training set's embeddings.
+"""Fit the scoring back-end of an exp (global mean + LDA, optionally PLDA) on its training set's embeddings.
 
 Reads <emb-dir>/xvector.scp (stage 4's embeddings of the training data dir) and <data-dir>/utt2spk, and
 writes <exp-dir>/backend/ (or --dir): mean.vec and transform.mat (Kaldi binary; dmha.scoring.backend
@@ -42,8 +42,9 @@ def _shrinkage(text: str) -> str | float:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dmha.bin.train_backend", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--kind", choices=("lda", "mean"), default="lda",
-                   help="lda: mean + LDA; mean: mean subtraction only (default %(default)s)")
+    p.add_argument("--kind", choices=("lda", "plda", "mean"), default="lda",
+                   help="lda: mean + LDA, cosine; plda: mean + LDA, then PLDA log-likelihood ratios; "
+                        "mean: mean subtraction only (default %(default)s)")
     p.add_argument("--lda-dim", type=int, default=DEFAULT_LDA_DIM,
                    help="LDA output dim, capped at speakers - 1 and the embedding dim (default %(default)s)")
     p.add_argument("--shrinkage", type=_shrinkage, default="auto",

@@ -6,8 +6,9 @@ target prior --p-target (default 0.01, the DCF's): same speaker when LLR >= log(
 0.01. Without one, the cosine is compared with <exp>/threshold.yaml, the EER operating point of the same
 validation trials. --threshold (a cosine threshold) overrides both. run.sh stage 4 writes both files with
 steps/compute_threshold.sh <exp> <lists-dir>; run that once for an exp trained otherwise.
-With a scoring back-end in the exp (<exp>/backend: mean + LDA, steps/train_backend.sh; or exported into the
-ONNX model), the score is the cosine after it, as in stage 5, and threshold/calibration belong to it.
+With a scoring back-end in the exp (<exp>/backend: mean + LDA [+ PLDA], steps/train_backend.sh; or exported
+into the ONNX model), the score is the cosine (PLDA: log-likelihood ratio) after it, as in stage 5, and
+threshold/calibration belong to it.
 Output (one line): <cosine> same|different (LLR <llr> >= / < <t> for P_target <p>; calibration <file>)
 or, without calibration: <cosine> same|different (threshold <t> from <source>). Exit 0 in both cases.
 With --onnx <exp>/onnx/model.onnx instead of --exp, the exported model runs on onnxruntime without

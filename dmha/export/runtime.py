@@ -84,7 +84,7 @@ class OnnxSpeakerModel:
         self.embed_dim = int(props[meta.EMBED_DIM])
         self.threshold = float(props[meta.THRESHOLD]) if props.get(meta.THRESHOLD) else None
         self.quantized = props.get(meta.QUANTIZED, "none")
-        # The scoring back-end exported with the weights (mean + LDA), applied by score() / verify()
+        # The scoring back-end exported with the weights (mean + LDA [+ PLDA]), applied by score() / verify()
         self.backend = (Backend.from_text(props[meta.BACKEND], str(self.path))
                         if props.get(meta.BACKEND) else None)
         self.metadata = dict(props)

@@ -24,7 +24,7 @@ from typing import Union
 import numpy as np
 
 from dmha.common.errors import UserError
-from dmha.scoring.backend import Backend, unit_rows
+from dmha.scoring.backend import Backend, cross_scores, pair_scores, unit_rows
 
 logger = logging.getLogger(__name__)
 
@@ -76,21 +76,24 @@ def normalized_matrix(embeddings: Mapping, keys: Sequence[str], what: str = "emb
     return unit_rows(mat, what, keys)
 
 
-def _rowwise_dot(mat: np.ndarray, a: np.ndarray, b: np.ndarray, chunk_size: int) -> np.ndarray:
-    """``out[i] = mat[a[i]] . mat[b[i]]``, materialising at most ``chunk_size`` row pairs at a time."""
+def _rowwise_scores(mat: np.ndarray, a: np.ndarray, b: np.ndarray, chunk_size: int,
+                    backend: Backend | None = None) -> np.ndarray:
+    """``out[i] = score(mat[a[i]], mat[b[i]])`` (cosine of unit rows, or the back-end's score),
+    materialising at most ``chunk_size`` row pairs at a time."""
     out = np.empty(a.size, dtype=np.float64)
     for start in range(0, a.size, chunk_size):
         sl = slice(start, start + chunk_size)
-        out[sl] = np.einsum("ij,ij->i", mat[a[sl]], mat[b[sl]], dtype=np.float64)
+        out[sl] = pair_scores(mat[a[sl]], mat[b[sl]], backend)
     return out
 
 
 def cohort_stats(mat: np.ndarray, cohort: np.ndarray, top_n: int | None = None,
-                 chunk_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+                 chunk_size: int = 4096, backend: Backend | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std (ddof=0) of each row of ``mat`` scored against every cohort row.
 
     With ``top_n`` (adaptive S-norm) only the ``top_n`` highest cohort scores of each row are used.
-    Rows of both matrices must be unit-norm. Returns two (len(mat),) float64 arrays.
+    Rows of both matrices must be unit-norm (cosine), or both mapped by ``backend`` (its scores).
+    Returns two (len(mat),) float64 arrays.
     """
     n_cohort = cohort.shape[0]
     if n_cohort < 2:
@@ -109,7 +112,7 @@ def cohort_stats(mat: np.ndarray, cohort: np.ndarray, top_n: int | None = None,
     sd = np.empty(mat.shape[0], dtype=np.float64)
     for start in range(0, mat.shape[0], chunk_size):
         sl = slice(start, start + chunk_size)
-        s = mat[sl].astype(np.float64) @ cohort64.T
+        s = cross_scores(mat[sl].astype(np.float64), cohort64, backend)
         if top_n is not None:
             s = np.partition(s, n_cohort - top_n, axis=1)[:, n_cohort - top_n:]
         mu[sl] = s.mean(axis=1)
@@ -142,7 +145,8 @@ def score_trials(enroll: Sequence[str], test: Sequence[str], embeddings: Embeddi
     Trials whose enroll or test utterance has no embedding are an error naming how many are missing
     and the first few keys — unless ``allow_missing``, which skips those trials (``kept`` is False).
     ``norm``: ``none``, ``snorm`` (whole cohort) or ``asnorm`` (``top_n`` closest cohort entries).
-    ``backend`` (mean + LDA, :mod:`dmha.scoring.backend`) maps embeddings and cohort before scoring.
+    ``backend`` (mean + LDA [+ PLDA], :mod:`dmha.scoring.backend`) maps embeddings and cohort and scores
+    them (cosine, or the PLDA log-likelihood ratio).
     """
     if norm not in NORMS:
         raise UserError(f"unknown score normalisation '{norm}'; choose one of {', '.join(NORMS)}")
@@ -171,7 +175,7 @@ def score_trials(enroll: Sequence[str], test: Sequence[str], embeddings: Embeddi
     mat = normalized_matrix(table, present)
     if backend is not None:
         mat = backend.apply(mat, what="trial embeddings")
-    scores = _rowwise_dot(mat, e_idx, t_idx, chunk_size)
+    scores = _rowwise_scores(mat, e_idx, t_idx, chunk_size, backend)
     if norm != "none":
         if cohort is None:
             raise UserError(f"--norm {norm} needs a cohort (--cohort <spk_xvector.scp>)")
@@ -181,6 +185,6 @@ def score_trials(enroll: Sequence[str], test: Sequence[str], embeddings: Embeddi
             cohort_mat = backend.apply(cohort_mat, what=f"cohort {cohort}")
         if cohort_mat.shape[1] != mat.shape[1]:
             raise UserError(f"cohort dimension {cohort_mat.shape[1]} != embedding dimension {mat.shape[1]}")
-        mu, sd = cohort_stats(mat, cohort_mat, top_n if norm == "asnorm" else None)
+        mu, sd = cohort_stats(mat, cohort_mat, top_n if norm == "asnorm" else None, backend=backend)
         scores = 0.5 * ((scores - mu[e_idx]) / sd[e_idx] + (scores - mu[t_idx]) / sd[t_idx])
     return ScoredTrials(scores=scores, kept=kept, missing_keys=missing)
