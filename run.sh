@@ -85,7 +85,7 @@ Options:
   --score-backend X  none | mean | lda | plda: stage 4 fits a back-end on the training set's embeddings
                      (steps/train_backend.sh: global mean, + LDA, + PLDA), stage 5 scores with it as well
                      as with plain cosine; the threshold, calibration, dmha-verify and ONNX export use it
-                     (default: the corpus's; mini: lda, voxceleb: none as in the paper)
+                     (default: the corpus's; mini: plda, voxceleb: none as in the paper)
   --lda-dim N        LDA output dim, capped at training speakers - 1 (default $lda_dim)
   --vox1 DIR --vox2 DIR [--trials-dir DIR]   VoxCeleb locations (--corpus voxceleb)
   --vox-opts \"..\"    extra options of local/prepare_voxceleb.sh, e.g. \"--m4a-mode convert\"

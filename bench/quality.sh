@@ -25,7 +25,7 @@ jobs=1             # trainings run at once (each uses the config's train.num_thr
 device=auto
 exp_root=exp/quality
 bootstrap=1000     # draws of the paired seed x speaker bootstrap (significance table; 0: none)
-score_backend=lda  # none | mean | lda | plda: also score after a back-end fitted on --train-set's embeddings (as
+score_backend=plda # none | mean | lda | plda: also score after a back-end fitted on --train-set's embeddings (as
                    # run.sh stage 4-5 on mini); the report shows those scores (plain cosine ones are kept)
 out=bench/results/quality
 

@@ -71,13 +71,13 @@ def test_run_sh_stages_0_to_5_toy(tmp_path):
         assert (exp / name).is_file(), name
     threshold = yaml.safe_load((exp / "threshold.yaml").read_text())
     assert math.isfinite(threshold["threshold"]) and threshold["model_file"] == "avg_last1.pt"
-    # the mini corpus's default back-end (mean + LDA on mini_train's embeddings of the scored model)
+    # the mini corpus's default back-end (mean + LDA + PLDA on mini_train's embeddings of the scored model)
     backend = yaml.safe_load((exp / "backend" / "backend.yaml").read_text())
-    assert backend["kind"] == "lda" and backend["model_file"] == "avg_last1.pt"
+    assert backend["kind"] == "plda" and backend["model_file"] == "avg_last1.pt"
     assert threshold["backend"] == backend["fingerprint"]
     all_rows = list(csv.DictReader(open(exp / "results.tsv"), delimiter="\t"))
     rows = {r["set"]: r for r in all_rows if r["backend"] == ""}
-    lda_rows = {r["set"]: r for r in all_rows if r["backend"].startswith("lda")}
+    plda_rows = {r["set"]: r for r in all_rows if r["backend"].startswith("plda")}
     for test_set in ("mini_test", "real_test"):
         data = root / "data" / test_set
         utts = (data / "utt2spk").read_text().split("\n")
@@ -85,8 +85,8 @@ def test_run_sh_stages_0_to_5_toy(tmp_path):
         assert len(emb) == len([u for u in utts if u]) and all(v.shape == (400,) for v in emb.values())
         n_trials = len((data / "trials").read_text().splitlines())
         assert len((exp / "scores" / f"{test_set}.score").read_text().splitlines()) == n_trials
-        assert len((exp / "scores" / f"{test_set}.lda.score").read_text().splitlines()) == n_trials
-        for row in (rows[test_set], lda_rows[test_set]):
+        assert len((exp / "scores" / f"{test_set}.plda.score").read_text().splitlines()) == n_trials
+        for row in (rows[test_set], plda_rows[test_set]):
             eer = float(row["eer"])
             assert math.isfinite(eer) and 0.0 <= eer <= 100.0, row
 
@@ -100,6 +100,6 @@ def test_run_sh_stages_0_to_5_toy(tmp_path):
     assert out.stdout.split()[1] in ("same", "different")
     if (exp / "calibration.yaml").is_file():  # stage 4 skips it (with a warning) for reversed scores
         assert "LLR" in out.stdout and "calibration.yaml" in out.stdout
-        assert lda_rows["mini_test"]["cllr"] != "" and rows["mini_test"]["cllr"] == ""
+        assert plda_rows["mini_test"]["cllr"] != "" and rows["mini_test"]["cllr"] == ""
     else:
         assert "threshold.yaml" in out.stdout

@@ -9,7 +9,7 @@ embeddings go through it before cosine scoring, as in stage 5, and both files re
 
 * ``<exp-dir>/threshold.yaml``: the cosine threshold at the EER operating point, the EER there, the
   trial counts, the source trial list and the model's file and step;
-* ``<exp-dir>/calibration.yaml`` (unless ``--calibrate false``): ``llr = scale * cosine + offset``, fitted
+* ``<exp-dir>/calibration.yaml`` (unless ``--calibrate false``): ``llr = scale * score + offset``, fitted
   by prior-weighted logistic regression at ``--fit-prior`` (see dmha.scoring.calibration), with the same
   provenance and the validation Cllr / min Cllr / actual DCF.
 
@@ -100,7 +100,8 @@ def compute_threshold(exp_dir: str | Path, lists_dir: str | Path, device: str = 
             return out
         fit_metrics = compute_calibration_metrics(cal.llr(scores), val.labels)
         info = dict(cal.info)
-        info.update({"source": str(lists_dir / "val_trials"), "score": "cosine", "norm": "none",
+        score_kind = "plda llr" if exp.backend is not None and exp.backend.kind == "plda" else "cosine"
+        info.update({"source": str(lists_dir / "val_trials"), "score": score_kind, "norm": "none",
                      "backend_kind": exp.backend.kind if exp.backend is not None else "none",
                      **{f"val_{k}": round(float(v), 6) for k, v in fit_metrics.items()}})
         out["calibration_path"] = str(write_calibration(exp.exp_dir, cal.with_info(info), best=exp.best,
@@ -117,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{r['model']}, back-end {r['backend']}) -> {r['path']}")
     if "calibration" in r:
         c = r["calibration"]
-        print(f"calibration llr = {c['scale']:.4f} * cosine + {c['offset']:.4f} "
+        score = "plda_llr" if r["backend"] == "plda" else "cosine"
+        print(f"calibration llr = {c['scale']:.4f} * {score} + {c['offset']:.4f} "
               f"(fit prior {args.fit_prior:g}; validation Cllr {c['cllr']:.4f}, min Cllr "
               f"{c['min_cllr']:.4f}, actual DCF(0.01) {c['actdcf_0.01']:.4f}) -> {r['calibration_path']}")
     return 0

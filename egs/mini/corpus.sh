@@ -10,9 +10,10 @@ case " ${mini_opts:-} " in
   *" --real-voices true "*) test_sets="$test_sets real2_test" ;;
 esac
 default_config=egs/mini/conf/dmha.yaml
-# Stage 4 fits a mean + LDA back-end on mini_train's embeddings and stage 5 scores with it beside plain
-# cosine: 52 training speakers leave within-speaker directions that LDA removes (README, "Scoring back-end").
-default_score_backend=lda
+# Stage 4 fits a mean + LDA + PLDA back-end on mini_train's embeddings and stage 5 scores with it beside
+# plain cosine: 52 training speakers leave within-speaker directions that LDA removes, and PLDA weighs the
+# rest by their speaker information (README, "Scoring back-end").
+default_score_backend=plda
 
 prepare_corpus() {
   # shellcheck disable=SC2086  # --mini-opts of run.sh: several options, split on purpose
