@@ -46,9 +46,11 @@ Audio = Union[str, Path, np.ndarray]
 class Verification:
     """The outcome of :meth:`SpeakerModel.verify`.
 
-    ``score``: cosine similarity; ``llr``: its calibrated log-likelihood ratio (None without a
+    ``score``: the trial score as stage 5 computes it (cosine similarity; with a ``plda`` back-end the
+    PLDA log-likelihood ratio); ``llr``: its calibrated log-likelihood ratio (None without a
     calibration); ``same``: the decision, ``value >= threshold`` where ``basis`` says which value was
-    compared ("llr": the Bayes threshold for ``p_target``; "cosine": an EER or user-given threshold).
+    compared ("llr": the Bayes threshold for ``p_target``; "cosine": ``score`` against an EER or
+    user-given threshold, whatever the back-end; the name is kept for existing callers).
     """
 
     score: float
@@ -155,9 +157,9 @@ class SpeakerModel:
                p_target: float | None = None) -> Verification:
         """Same speaker? Decision rule, first that applies:
 
-        1. ``threshold`` given: cosine >= threshold;
+        1. ``threshold`` given: score >= threshold;
         2. a calibration: LLR >= the Bayes threshold of ``p_target`` (default 0.01; unit costs);
-        3. the EER threshold of threshold.yaml: cosine >= it.
+        3. the EER threshold of threshold.yaml: score >= it.
         """
         s = self.score(a, b)
         cal = self.calibration
