@@ -118,10 +118,9 @@ def fit_plda(y: np.ndarray, speakers: Sequence[str]) -> Plda:
     """Moment estimate of a two-covariance PLDA on rows ``y`` (the LDA output) with speaker labels.
 
     Within ``W``: the pooled covariance of the rows around their speaker's mean (unbiased: divided by
-    utterances - speakers). Between ``B``: the
-    covariance of the speaker means less ``W`` times the mean of 1 / (utterances per speaker) (a speaker's
-    mean of n rows still carries W / n of within-speaker noise; without this, directions with little
-    speaker information get too much weight). The generalised eigenproblem ``B v = psi W v`` (scipy)
+    utterances - speakers). Between ``B``: the covariance of the speaker means less ``W`` times the mean
+    of 1 / (utterances per speaker) (a speaker's mean of n rows still carries W / n of within-speaker
+    noise; without this, directions with little speaker information get too much weight). The generalised eigenproblem ``B v = psi W v`` (scipy)
     gives the diagonal form; negative ``psi`` (no speaker information) are set to 0.
     """
     from scipy.linalg import eigh
