@@ -21,7 +21,7 @@ default_config=egs/voxceleb/conf/dmha_k32.yaml
 # VoxCeleb2 dev) and read partially by training; on the mini recipe over 5 training seeds its EER was
 # within the seed spread of float32 (README "Scaling"). run.sh --feat-storage float32 keeps float32.
 default_feat_storage=cm2
-# Scoring as in the paper: plain cosine (no back-end); --score-backend lda (Kaldi x-vector style) or mean are
+# Scoring as in the paper: plain cosine (no back-end); --score-backend plda or lda (Kaldi x-vector style) or mean are
 # one option away; stage 4 then also embeds the training set (2.4 M utterances with vox2: hours on a GPU).
 default_score_backend=none
 
