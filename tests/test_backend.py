@@ -121,6 +121,17 @@ def test_bad_fits_and_inputs_are_refused():
     x, spk = _voices(2, 5, seed=0)
     with pytest.raises(UserError, match="at least 3 speakers"):
         fit_backend(x, spk.astype(str), kind="lda")
+    one_each, labels = _voices(30, 1, seed=0)  # one utterance per speaker: no within-speaker spread
+    with pytest.raises(UserError, match="more embeddings than speakers"):
+        fit_backend(one_each, labels.astype(str), kind="lda")
+    few = np.concatenate([one_each, one_each[:5] + 0.1])  # 5 speakers with a second utterance
+    few_labels = np.concatenate([labels, labels[:5]]).astype(str)
+    with pytest.raises(UserError, match="LDA fit failed on 35 embeddings of 30 speakers"):
+        fit_backend(few, few_labels, kind="lda")  # sklearn's singular covariance: one line, no traceback
+    from dmha.scoring.backend import fit_plda
+
+    with pytest.raises(UserError, match="PLDA: 35 utterances of 30 speakers leave 5 degrees of freedom"):
+        fit_plda(few[:, :29], few_labels)
     with pytest.raises(UserError, match="speaker labels"):
         fit_backend(x, spk[:-1].astype(str), kind="mean")
     b = fit_backend(x, spk.astype(str), kind="mean")

@@ -120,8 +120,9 @@ def fit_plda(y: np.ndarray, speakers: Sequence[str]) -> Plda:
     Within ``W``: the pooled covariance of the rows around their speaker's mean (unbiased: divided by
     utterances - speakers). Between ``B``: the covariance of the speaker means less ``W`` times the mean
     of 1 / (utterances per speaker) (a speaker's mean of n rows still carries W / n of within-speaker
-    noise; without this, directions with little speaker information get too much weight). The generalised eigenproblem ``B v = psi W v`` (scipy)
-    gives the diagonal form; negative ``psi`` (no speaker information) are set to 0.
+    noise; without this, directions with little speaker information get too much weight). The
+    generalised eigenproblem ``B v = psi W v`` (scipy) gives the diagonal form; negative ``psi`` (no
+    speaker information) are set to 0.
     """
     from scipy.linalg import eigh
 
@@ -131,6 +132,11 @@ def fit_plda(y: np.ndarray, speakers: Sequence[str]) -> Plda:
     x = y - mean
     labels, inverse = np.unique(spk, return_inverse=True)
     counts = np.bincount(inverse).astype(np.float64)
+    if x.shape[0] - labels.size < x.shape[1]:
+        raise UserError(f"PLDA: {x.shape[0]} utterances of {labels.size} speakers leave "
+                        f"{x.shape[0] - labels.size} degrees of freedom for a {x.shape[1]}-dim "
+                        "within-speaker covariance; give it more utterances per speaker, a lower "
+                        "--lda-dim, or --kind lda")
     centroids = np.zeros((labels.size, x.shape[1]))
     np.add.at(centroids, inverse, x)
     centroids /= counts[:, None]
@@ -282,6 +288,9 @@ def fit_backend(emb: np.ndarray, speakers: Sequence[str], kind: str = "lda", lda
                         "use --kind mean")
     if lda_dim < 1:
         raise UserError(f"--lda-dim must be >= 1, got {lda_dim}")
+    if x.shape[0] <= n_spk:
+        raise UserError(f"{kind.upper()} needs more embeddings than speakers ({x.shape[0]} of {n_spk} "
+                        "speakers): it learns from the variation within each speaker; use --kind mean")
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
     dim = min(int(lda_dim), n_spk - 1, x.shape[1])
@@ -289,7 +298,11 @@ def fit_backend(emb: np.ndarray, speakers: Sequence[str], kind: str = "lda", lda
         lda = LinearDiscriminantAnalysis(solver="svd", n_components=dim)
     else:
         lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage=shrinkage, n_components=dim)
-    lda.fit(x - mean, spk)
+    try:
+        lda.fit(x - mean, spk)
+    except (np.linalg.LinAlgError, ValueError) as e:  # e.g. a singular within-class covariance
+        raise UserError(f"LDA fit failed on {x.shape[0]} embeddings of {n_spk} speakers ({e}); give it more "
+                        "utterances per speaker, or use --kind mean") from None
     # The linear map of transform(): eigen solver X @ scalings_; svd solver (X - xbar_) @ scalings_,
     # an offset that cosine after a second mean would not remove, so fold xbar_ into the mean.
     if shrinkage in (None, "none"):
