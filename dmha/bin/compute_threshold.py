@@ -7,8 +7,8 @@ validation does (whole utterances, cosine), and writes from that one embedding p
 With a back-end fitted for the model (``<exp-dir>/backend``, steps/train_backend.sh: run it first), the
 embeddings go through it before cosine scoring, as in stage 5, and both files record its fingerprint.
 
-* ``<exp-dir>/threshold.yaml``: the cosine threshold at the EER operating point, the EER there, the
-  trial counts, the source trial list and the model's file and step;
+* ``<exp-dir>/threshold.yaml``: the score threshold (cosine, or the back-end's score) at the EER
+  operating point, the EER there, the trial counts, the source trial list and the model's file and step;
 * ``<exp-dir>/calibration.yaml`` (unless ``--calibrate false``): ``llr = scale * score + offset``, fitted
   by prior-weighted logistic regression at ``--fit-prior`` (see dmha.scoring.calibration), with the same
   provenance and the validation Cllr / min Cllr / actual DCF.

@@ -1,18 +1,18 @@
 """dmha-verify: are two recordings the same speaker? Prints the score, the decision and why.
 
-With a calibration (<exp>/calibration.yaml: cosine -> log-likelihood ratio, fitted on the validation
+With a calibration (<exp>/calibration.yaml: score -> log-likelihood ratio, fitted on the validation
 trials, data/<train>/lists/val_trials, held out from training), the decision is the Bayes decision for a
 target prior --p-target (default 0.01, the DCF's): same speaker when LLR >= log((1 - p) / p), 4.595 for
-0.01. Without one, the cosine is compared with <exp>/threshold.yaml, the EER operating point of the same
-validation trials. --threshold (a cosine threshold) overrides both. run.sh stage 4 writes both files with
-steps/compute_threshold.sh <exp> <lists-dir>; run that once for an exp trained otherwise.
+0.01. Without one, the score is compared with <exp>/threshold.yaml, the EER operating point of the same
+validation trials. --threshold (a threshold on the score) overrides both. run.sh stage 4 writes both files
+with steps/compute_threshold.sh <exp> <lists-dir>; run that once for an exp trained otherwise.
 With a scoring back-end in the exp (<exp>/backend: mean + LDA [+ PLDA], steps/train_backend.sh; or exported
 into the ONNX model), the score is the cosine (PLDA: log-likelihood ratio) after it, as in stage 5, and
 threshold/calibration belong to it.
-Output (one line): <cosine> same|different (LLR <llr> >= / < <t> for P_target <p>; calibration <file>)
-or, without calibration: <cosine> same|different (threshold <t> from <source>). Exit 0 in both cases.
+Output (one line): <score> same|different (LLR <llr> >= / < <t> for P_target <p>; calibration <file>)
+or, without calibration: <score> same|different (threshold <t> from <source>). Exit 0 in both cases.
 With --onnx <exp>/onnx/model.onnx instead of --exp, the exported model runs on onnxruntime without
-torch and decides on the cosine threshold stored at export (from the exp's threshold.yaml; no LLR yet).
+torch and decides on the score threshold stored at export (from the exp's threshold.yaml; no LLR yet).
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="best.pt",
                    help="weights file in the exp dir, e.g. avg_last5.pt (default %(default)s)")
     p.add_argument("--threshold", type=float,
-                   help="cosine threshold (default: Bayes decision on the calibrated LLR, else "
+                   help="threshold on the score (cosine, or the PLDA LLR with a plda back-end; default: "
+                        "Bayes decision on the calibrated LLR, else "
                         "<exp>/threshold.yaml; see above)")
     p.add_argument("--p-target", type=_prior, default=0.01,
                    help="prior probability of a same-speaker trial for the Bayes decision (default "
@@ -87,7 +88,7 @@ def _embed_both(model, args: argparse.Namespace) -> list:
 
 
 def _verify_onnx(args: argparse.Namespace) -> int:
-    """The torch-free path: onnxruntime and the cosine threshold stored in the exported model."""
+    """The torch-free path: onnxruntime and the score threshold stored in the exported model."""
     from dmha.common.errors import UserError
     from dmha.export.runtime import OnnxSpeakerModel
 
