@@ -84,7 +84,8 @@ def compute_threshold(exp_dir: str | Path, lists_dir: str | Path, device: str = 
                            n_nontarget=int(len(val.labels) - n_target), source=str(lists_dir / "val_trials"),
                            best=exp.best, model_file=exp.model_file, backend=backend)
     out = {"threshold": float(thr), "eer": 100.0 * eer, "path": str(path), "trials": len(val.labels),
-           "model": exp.model_file, "backend": exp.backend.kind if exp.backend is not None else "none"}
+           "model": exp.model_file, "backend": exp.backend.kind if exp.backend is not None else "none",
+           "score": "plda llr" if exp.backend is not None and exp.backend.kind == "plda" else "cosine"}
     if calibrate:
         from dmha.experiment import CALIBRATION
         from dmha.scoring.calibration import fit_calibration
@@ -100,8 +101,7 @@ def compute_threshold(exp_dir: str | Path, lists_dir: str | Path, device: str = 
             return out
         fit_metrics = compute_calibration_metrics(cal.llr(scores), val.labels)
         info = dict(cal.info)
-        score_kind = "plda llr" if exp.backend is not None and exp.backend.kind == "plda" else "cosine"
-        info.update({"source": str(lists_dir / "val_trials"), "score": score_kind, "norm": "none",
+        info.update({"source": str(lists_dir / "val_trials"), "score": out["score"], "norm": "none",
                      "backend_kind": exp.backend.kind if exp.backend is not None else "none",
                      **{f"val_{k}": round(float(v), 6) for k, v in fit_metrics.items()}})
         out["calibration_path"] = str(write_calibration(exp.exp_dir, cal.with_info(info), best=exp.best,
@@ -118,8 +118,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{r['model']}, back-end {r['backend']}) -> {r['path']}")
     if "calibration" in r:
         c = r["calibration"]
-        score = "plda_llr" if r["backend"] == "plda" else "cosine"
-        print(f"calibration llr = {c['scale']:.4f} * {score} + {c['offset']:.4f} "
+        print(f"calibration llr = {c['scale']:.4f} * ({r['score']}) + {c['offset']:.4f} "
               f"(fit prior {args.fit_prior:g}; validation Cllr {c['cllr']:.4f}, min Cllr "
               f"{c['min_cllr']:.4f}, actual DCF(0.01) {c['actdcf_0.01']:.4f}) -> {r['calibration_path']}")
     return 0

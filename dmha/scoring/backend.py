@@ -239,29 +239,26 @@ class Backend:
 
     def pair_scores(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Scores of mapped rows ``a[i]`` vs ``b[i]`` (float64): cosine, or the PLDA log-likelihood ratio."""
-        if self.plda is not None:
-            return self.plda.pair_llr(a, b)
-        return np.einsum("ij,ij->i", a, b, dtype=np.float64)
+        return pair_scores(a, b, self)
 
     def cross_scores(self, a: np.ndarray, c: np.ndarray) -> np.ndarray:
         """Scores of every mapped row of ``a`` against every mapped row of ``c`` (float64, (len(a),
         len(c)))."""
-        if self.plda is not None:
-            return self.plda.cross_llr(a, c)
-        return np.asarray(a, dtype=np.float64) @ np.asarray(c, dtype=np.float64).T
+        return cross_scores(a, c, self)
 
 
 def pair_scores(a: np.ndarray, b: np.ndarray, backend: Backend | None = None) -> np.ndarray:
-    """Row-wise trial scores of rows already mapped by ``backend`` (None: unit rows, cosine)."""
-    if backend is not None:
-        return backend.pair_scores(a, b)
+    """Row-wise trial scores of rows already mapped by ``backend``: the PLDA log-likelihood ratio for a
+    plda back-end, else the dot product of the unit rows (cosine)."""
+    if backend is not None and backend.plda is not None:
+        return backend.plda.pair_llr(a, b)
     return np.einsum("ij,ij->i", a, b, dtype=np.float64)
 
 
 def cross_scores(a: np.ndarray, c: np.ndarray, backend: Backend | None = None) -> np.ndarray:
-    """All-pairs scores of rows already mapped by ``backend`` (None: unit rows, cosine)."""
-    if backend is not None:
-        return backend.cross_scores(a, c)
+    """All-pairs scores of rows already mapped by ``backend`` (PLDA llr, else cosine of unit rows)."""
+    if backend is not None and backend.plda is not None:
+        return backend.plda.cross_llr(a, c)
     return np.asarray(a, dtype=np.float64) @ np.asarray(c, dtype=np.float64).T
 
 
