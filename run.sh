@@ -161,7 +161,7 @@ fi
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   log_stage 1 "log-mel features for: $train_set $val_set $test_data_sets"
   for set in $train_set $val_set $test_data_sets; do
-    steps/make_fbank.sh --nj "$nj" --cmd "$cmd" --storage "$feat_storage" "data/$set"
+    steps/make_fbank.sh --nj "$nj" --cmd "$cmd" --storage "$feat_storage" --feat-config "$config" "data/$set"
   done
   # Copies of the training set get their own features, then are combined with the set they copy (the
   # clean features are computed once). Each step skips work that is complete.
@@ -170,7 +170,7 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
     log_stage 1 "speed-perturbed copies of $base (factors $speed_factors)"
     steps/perturb_data_dir_speed.sh --factors "$speed_factors" --new-speakers "$sp_new_speakers" \
       "data/$base" "data/${base}_sp_copies"
-    steps/make_fbank.sh --nj "$nj" --cmd "$cmd" --storage "$feat_storage" "data/${base}_sp_copies"
+    steps/make_fbank.sh --nj "$nj" --cmd "$cmd" --storage "$feat_storage" --feat-config "$config" "data/${base}_sp_copies"
     utils/combine_data.sh "data/${base}_sp" "data/$base" "data/${base}_sp_copies"
     base=${base}_sp
   fi
@@ -184,7 +184,7 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
     fi
     # shellcheck disable=SC2086  # --aug-opts: several options, split on purpose
     steps/augment_data_dir.sh "${aug_args[@]}" ${aug_opts:-} "data/$base" "data/${base}_aug_copies"
-    steps/make_fbank.sh --nj "$nj" --cmd "$cmd" --storage "$feat_storage" "data/${base}_aug_copies"
+    steps/make_fbank.sh --nj "$nj" --cmd "$cmd" --storage "$feat_storage" --feat-config "$config" "data/${base}_aug_copies"
     utils/combine_data.sh "data/${base}_aug" "data/$base" "data/${base}_aug_copies"
   fi
 fi

@@ -264,6 +264,18 @@ def test_combine_drops_files_not_in_every_source(tmp_path):
     assert validate_data_dir(tmp_path / "c") == []
 
 
+def test_combine_carries_one_feature_record_only_when_all_sources_agree(tmp_path):
+    a = make_dir(tmp_path / "a", {"spkA": 2}, feats=True)
+    b = make_dir(tmp_path / "b", {"spkB": 2}, feats=True)
+    for d in (a, b):
+        (d / "fbank.yaml").write_text("fmax: 4000\nn_mels: 80\n")
+    combine_data(tmp_path / "c", [a, b])
+    assert (tmp_path / "c" / "fbank.yaml").read_text() == "fmax: 4000\nn_mels: 80\n"
+    (b / "fbank.yaml").write_text("fmax: null\nn_mels: 80\n")
+    combine_data(tmp_path / "c", [a, b])  # a stale record of an earlier combination must not survive
+    assert not (tmp_path / "c" / "fbank.yaml").exists()
+
+
 # ------------------------------------------------------------------ subset
 
 

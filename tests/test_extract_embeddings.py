@@ -8,6 +8,7 @@ or redo atomically, and bad input gives one line naming the file.
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 from pathlib import Path
 
@@ -149,6 +150,18 @@ def test_missing_features_is_one_clear_line(setup, tmp_path):
     out = run_script(["steps/extract_embeddings.sh", str(tmp_path / "noexp"), str(data), str(tmp_path / "e")],
                      check=False)
     assert out.returncode == 1 and "noexp/config.yaml not found" in out.stderr
+
+
+def test_features_of_other_settings_than_the_model_are_refused(setup, tmp_path):
+    _, exp, data = setup
+    other = tmp_path / "other"
+    shutil.copytree(data, other)
+    (other / "fbank.yaml").write_text("n_mels: 40\n")
+    emb = tmp_path / "emb"
+    out = run_script(["steps/extract_embeddings.sh", str(exp), str(other), str(emb)], check=False)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "other/fbank.yaml" in out.stderr and "n_mels=40 (expected 80)" in out.stderr
+    assert not (emb / "xvector.scp").exists()
 
 
 def test_usage_and_help(tmp_path):

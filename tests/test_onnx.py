@@ -180,7 +180,7 @@ def test_features_of_another_setting_are_refused(exported, tmp_path):
                        str(tmp_path / "emb")], check=False)
     assert proc.returncode != 0
     err = [line for line in proc.stderr.splitlines() if "ERROR" in line]
-    assert len(err) == 1 and "hop_length=80 (model: 160)" in err[0] and "fbank.yaml" in err[0]
+    assert len(err) == 1 and "hop_length=80 (expected 160)" in err[0] and "fbank.yaml" in err[0]
     assert not (tmp_path / "emb" / "xvector.scp").exists()
 
 

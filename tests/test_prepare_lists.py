@@ -78,6 +78,24 @@ def test_missing_val_features_is_a_clear_error(dirs, tmp_path):
         prepare_lists(train, val, tmp_path / "lists", min_frames=1, crop_frames=40)
 
 
+def test_features_of_other_settings_than_the_config_are_refused(dirs, tmp_path):
+    """Stage 1 records the settings of the features; stage 2 refuses a data dir computed otherwise than
+    the config says (the model would train on one kind of features and embed wav files with another)."""
+    from dmha.bin.prepare_lists import main
+
+    train, val = dirs
+    write_trials_all_pairs(val)
+    cfg = tiny_config(tmp_path / "c.yaml")
+    (train / "fbank.yaml").write_text("fmax: 4000\nn_mels: 20\nstorage: cm2\n")
+    with pytest.raises(UserError, match=r"train/fbank.yaml: .*fmax=4000 \(expected None\)"):
+        main(["--config", str(cfg), str(train), str(val), str(tmp_path / "lists")])
+    assert not (tmp_path / "lists").exists()
+    # the same settings stored compressed (storage) and normalised otherwise (norm: load time) are fine
+    (train / "fbank.yaml").write_text("n_mels: 20\nstorage: cm2\n")
+    assert main(["--config", str(cfg), "--override", "features.norm=cmvn", str(train), str(val),
+                 str(tmp_path / "lists")]) == 0
+
+
 def test_script_usage_and_run(dirs, tmp_path, repo):
     train, val = dirs
     bad = run_script(["steps/prepare_lists.sh", str(train)], cwd=repo, check=False)

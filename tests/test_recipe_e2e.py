@@ -27,6 +27,8 @@ COPY = ("run.sh", "path.sh", "pyproject.toml", "requirements.txt", "egs", "local
 TOY_CORPUS = ("--voices us1,us2,us3,de1,de2,fr1,fr2 --utts-per-spk 6 --n-test 2 --n-val 2 "
               "--real-max-utts 4 --download-dir {downloads}")
 TOY_CONFIG = {
+    # not the default fmax: stage 1 must compute the config's features (stage 2 refuses others)
+    "features": {"fmax": 7600},
     "model": {"channels": [4, 8, 8, 16], "pooling": "dmha", "heads": 2, "embed_dim": 400},
     "train": {"seed": 0, "crop_frames": 100, "min_frames": 50, "batch_size": 6, "grad_accum": 1,
               "lr": 1e-3, "max_epochs": 1, "num_threads": 1, "ckpt_every_steps": 0, "log_every_steps": 1,
@@ -66,6 +68,8 @@ def test_run_sh_stages_0_to_5_toy(tmp_path):
         assert f"stage {stage}:" in log, f"stage {stage} did not run"
 
     exp = root / "exp" / "mini_toy"
+    for data_set in ("mini_train", "mini_val", "mini_test", "real_test"):
+        assert yaml.safe_load((root / "data" / data_set / "fbank.yaml").read_text())["fmax"] == 7600
     for name in ("config.yaml", "best.pt", "models/epoch_1.pt", "avg_last1.pt", "threshold.yaml", "results",
                  "results.tsv"):
         assert (exp / name).is_file(), name

@@ -7,6 +7,8 @@ import argparse
 from dmha.bin._cli import run_main
 from dmha.config import load_config
 from dmha.data.lists import prepare_lists
+from dmha.features.config import FbankConfig
+from dmha.features.stage import check_stored_features
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = load_config(args.config, " ".join(args.override))
+    features = FbankConfig.from_dict(cfg["features"])
+    for data_dir in (args.train_dir, args.val_dir):
+        check_stored_features(data_dir, features, f"the config {args.config}")
     t = cfg["train"]
     prepare_lists(args.train_dir, args.val_dir, args.lists_dir, min_frames=t["min_frames"],
                   crop_frames=t["crop_frames"], max_val_trials=args.max_val_trials, seed=t["seed"])

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 #: Files with exactly one line per utterance; subset/split/combine/fix carry whichever are present.
 PER_UTT_FILES = ("utt2spk", "wav.scp", "feats.scp", "utt2num_frames", "utt2dur")
+#: Stage 1's record of the settings feats.scp was computed with (dmha.features.stage writes and checks it).
+FEATURE_SETTINGS = "fbank.yaml"
 #: Per-utterance files whose value must be a positive integer / positive number.
 _POSITIVE_INT_FILES = ("utt2num_frames",)
 _POSITIVE_FLOAT_FILES = ("utt2dur",)
@@ -628,4 +630,21 @@ def combine_data(dest: PathLike, srcs: Sequence[PathLike]) -> DataDir:
             origin.setdefault(utt, d.path)
     dd = DataDir(dest, merged)
     write_data_dir(dd, dest)
+    if "feats.scp" in names:
+        _combine_feature_settings(dest, [d.path for d in dirs])
     return load_data_dir(dest)
+
+
+def _combine_feature_settings(dest: Path, srcs: list[Path]) -> None:
+    """Carry the sources' ``fbank.yaml`` over when they all have the same one, so that training and
+    extraction can still check a combined dir's features against the model's config; otherwise leave
+    it out with a warning (features that differ between sources cannot be described by one record)."""
+    stamps = [(s / FEATURE_SETTINGS).read_text(encoding="utf-8") if (s / FEATURE_SETTINGS).is_file() else None
+              for s in srcs]
+    (dest / FEATURE_SETTINGS).unlink(missing_ok=True)
+    if stamps[0] is not None and all(t == stamps[0] for t in stamps):
+        with atomic_open(dest / FEATURE_SETTINGS) as f:
+            f.write(stamps[0])
+    elif any(t is not None for t in stamps):
+        log.warning("%s not combined: the sources' feature settings differ or are missing in some (%s)",
+                    FEATURE_SETTINGS, ", ".join(str(s) for s, t in zip(srcs, stamps) if t != stamps[0]))

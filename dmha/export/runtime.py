@@ -25,7 +25,7 @@ import numpy as np
 from dmha.common.errors import UserError
 from dmha.embed.batching import length_batches
 from dmha.export import metadata as meta
-from dmha.features.config import FbankConfig
+from dmha.features.config import FbankConfig, settings_differences
 from dmha.scoring.backend import Backend, pair_score
 
 Audio = Union[str, Path, np.ndarray]
@@ -97,11 +97,7 @@ class OnnxSpeakerModel:
     def check_features_config(self, raw_settings: dict, where: str) -> None:
         """UserError naming ``where`` when features stored with ``raw_settings`` (a data dir's fbank.yaml)
         were computed otherwise than this model's features (``norm`` is applied later and not compared)."""
-        mine = self.features_config.to_dict()
-        mine.pop("norm")
-        theirs = FbankConfig.from_dict({**raw_settings, "norm": "none"}).to_dict()
-        theirs.pop("norm")
-        diff = [f"{k}={theirs[k]} (model: {mine[k]})" for k in sorted(mine) if theirs[k] != mine[k]]
+        diff = settings_differences(raw_settings, self.features_config)
         if diff:
             raise UserError(f"{where}: features computed with {', '.join(diff)}; {self.path} was exported "
                             "for other features: recompute them (steps/make_fbank.sh with the exp's "

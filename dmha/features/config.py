@@ -63,3 +63,18 @@ class FbankConfig:
     def num_frames(self, num_samples: int) -> int:
         """Frames of a signal of ``num_samples`` samples (0 when shorter than one frame)."""
         return 0 if num_samples < self.n_fft else 1 + (num_samples - self.n_fft) // self.hop_length
+
+
+def settings_differences(stored: dict[str, Any], cfg: FbankConfig) -> list[str]:
+    """``key=stored (expected: wanted)`` for each setting in which features stored with ``stored`` (a data
+    dir's ``fbank.yaml``) differ from ``cfg``; empty when they match.
+
+    Why: a model sees features only through these settings, so features computed with another ``fmax``
+    or ``n_mels`` than its config train or embed without any error and silently cost accuracy.
+    ``norm`` is applied at load time and ``storage`` (float32 or Kaldi compressed) is read the same way,
+    so neither is compared; keys an older stamp lacks take their defaults.
+    """
+    theirs = FbankConfig.from_dict({k: v for k, v in stored.items() if k not in ("norm", "storage")})
+    mine, theirs_d = cfg.to_dict(), theirs.to_dict()
+    return [f"{k}={theirs_d[k]} (expected {mine[k]})" for k in sorted(mine)
+            if k != "norm" and theirs_d[k] != mine[k]]

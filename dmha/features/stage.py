@@ -26,12 +26,12 @@ import yaml
 
 from dmha.common.errors import UserError
 from dmha.common.fileio import PathLike, atomic_open, read_kv, write_kv
-from dmha.data.datadir import fix_data_dir
-from dmha.features.config import FbankConfig
+from dmha.data.datadir import FEATURE_SETTINGS, fix_data_dir
+from dmha.features.config import FbankConfig, settings_differences
 
 log = logging.getLogger(__name__)
 
-CONFIG_NAME = "fbank.yaml"  # in the data dir: the settings feats.scp was computed with (norm excluded)
+CONFIG_NAME = FEATURE_SETTINGS  # in the data dir: the settings feats.scp was computed with (norm excluded)
 
 #: How the arks store the features: float32 (Kaldi FM, the default) or Kaldi's row-major compressed
 #: matrices CM2 (2 bytes per value: half the disk, error ~2e-4 on log-mels) and CM3 (1 byte). All three
@@ -108,6 +108,23 @@ def _write_config_file(path: Path, cfg: FbankConfig, storage: str = "float32") -
 
 def _keys(path: Path) -> set[str]:
     return set(read_kv(path)) if path.is_file() else set()
+
+
+def check_stored_features(data: PathLike, cfg: FbankConfig, wanted_by: str) -> None:
+    """UserError when ``<data>/fbank.yaml`` records features computed otherwise than ``cfg``.
+
+    ``wanted_by`` names whose settings ``cfg`` are (a config file, an exp dir), for the message. A data dir
+    without the stamp (features made by Kaldi or by hand) is not checked: nothing says how they were made.
+    """
+    conf = Path(data) / CONFIG_NAME
+    stored = _read_config_file(conf)
+    if stored is None:
+        return
+    diff = settings_differences(stored, cfg)
+    if diff:
+        raise UserError(f"{conf}: the features of {data} were computed with {', '.join(diff)} of "
+                        f"{wanted_by}; recompute them with its settings: steps/make_fbank.sh --feat-config "
+                        f"<that config> {data} (run.sh stage 1 passes --config)")
 
 
 def job_is_complete(files: JobFiles, wav_scp: PathLike) -> bool:
