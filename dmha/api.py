@@ -25,6 +25,7 @@ to be guessed; without it, verify falls back to the EER threshold.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -34,7 +35,7 @@ import torch
 
 from dmha.common.errors import UserError
 from dmha.experiment import BEST_MODEL, TrainedExp, load_exp
-from dmha.scoring.backend import Backend, pair_score
+from dmha.scoring.backend import Backend, enrolment_items, pair_score
 from dmha.scoring.calibration import Calibration, bayes_threshold
 
 DEFAULT_P_TARGET = 0.01  # the DCF's target prior (SPEC §4)
@@ -140,12 +141,16 @@ class SpeakerModel:
         else None."""
         return self.exp.backend
 
-    def score(self, a: Audio, b: Audio) -> float:
-        """Cosine similarity of two embeddings or wav paths, after the exp's back-end if it has one
-        (what steps/score.sh computes in stage 5)."""
-        return pair_score(self._as_embedding(a), self._as_embedding(b), self.exp.backend)
+    def score(self, a: Audio | Sequence[Audio], b: Audio) -> float:
+        """Score of two embeddings or wav paths: cosine, after the exp's back-end if it has one (the PLDA
+        log-likelihood ratio with a plda back-end), as steps/score.sh computes it in stage 5.
 
-    def llr(self, a: Audio, b: Audio) -> float:
+        ``a`` may be several recordings/embeddings of one speaker (a list, or an (n, D) array): they
+        are enrolled as one model (``steps/score.sh --enroll``; PLDA scores by the count)."""
+        enrol = np.stack([self._as_embedding(x) for x in enrolment_items(a)])
+        return pair_score(enrol, self._as_embedding(b), self.exp.backend)
+
+    def llr(self, a: Audio | Sequence[Audio], b: Audio) -> float:
         """Calibrated log-likelihood ratio (same vs different speaker) of two embeddings or wav paths."""
         if self.calibration is None:
             raise UserError(f"{self.exp.exp_dir}: no calibration for {self.exp.model_file} "
@@ -153,7 +158,7 @@ class SpeakerModel:
                             "<lists-dir>")
         return float(self.calibration.llr(self.score(a, b)))
 
-    def verify(self, a: Audio, b: Audio, threshold: float | None = None,
+    def verify(self, a: Audio | Sequence[Audio], b: Audio, threshold: float | None = None,
                p_target: float | None = None) -> Verification:
         """Same speaker? Decision rule, first that applies:
 

@@ -13,6 +13,7 @@ results=             # default: <score-file dir>/../results
 name=                # test set name in the results (default: score file name without .score)
 calibration=         # calibration.yaml of the exp (steps/compute_threshold.sh): adds LLRs, Cllr, actual DCF
 backend=             # back-end dir of the exp (steps/train_backend.sh): mean + LDA [+ PLDA] before scoring
+enroll=              # enrolment models (spk2utt format): the trials' first column names models
 
 help_message="Usage: $0 [options] <trials> <emb-dir> <score-file>
   Scores every trial of <trials> (enroll test [target|nontarget]) by cosine similarity of the
@@ -26,6 +27,9 @@ Options:
   --name <set>               name of the test set in the results (default <score-file> without .score)
   --backend <dir>            <exp>/backend (steps/train_backend.sh): embeddings (and cohort) are
                              length-normalised, centred and LDA-projected before cosine scoring
+  --enroll <spk2utt>         enrolment models ('model utt1 utt2 ...'): the trials' first column names
+                             models, each the mean of its utterances' embeddings in <emb-dir> (with a
+                             PLDA back-end scored by the count of utterances, as Kaldi's --num-utts)
   --calibration <file>       <exp>/calibration.yaml (fitted on validation trials by
                              steps/compute_threshold.sh): also writes <score-file stem>.llr and reports
                              Cllr, min Cllr and the actual DCF at the Bayes thresholds (0.01, 0.001)
@@ -49,5 +53,6 @@ opts=(--norm "$norm" --top-n "$top_n" --allow-missing "$allow_missing")
 [ -n "$name" ] && opts+=(--name "$name")
 [ -n "$calibration" ] && opts+=(--calibration "$calibration")
 [ -n "$backend" ] && opts+=(--backend "$backend")
+[ -n "$enroll" ] && opts+=(--enroll "$enroll")
 
 python -m dmha.bin.score "${opts[@]}" "$trials" "$emb" "$score_file"

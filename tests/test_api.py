@@ -157,6 +157,22 @@ def test_verify_prints_score_and_decision(stage4, tmp_path):
     out = _verify("--exp", str(exp), "--device", "cpu", "--threshold", "0", wavs[a],
                   str(tmp_path / "nope.wav"))
     assert out.returncode == 1 and "nope.wav" in out.stderr and "Traceback" not in out.stderr
+    # several enrolment recordings, then the test one: one model, the mean of their unit embeddings
+    enrol = sorted(wavs)[:3]
+    model = dmha.load_model(exp, device="cpu")
+    units = [ark[u] / np.linalg.norm(ark[u]) for u in enrol]
+    mean = np.mean(units, axis=0)
+    want = float(mean @ ark[b] / np.linalg.norm(mean) / np.linalg.norm(ark[b]))
+    assert model.score([ark[u] for u in enrol], ark[b]) == pytest.approx(want, abs=1e-5)
+    assert model.score(np.stack([ark[u] for u in enrol]), ark[b]) == pytest.approx(want, abs=1e-5)
+    assert abs(want - s) > 1e-4  # not the first recording's score
+    out = _verify("--exp", str(exp), "--device", "cpu", "--threshold", "0", *(wavs[u] for u in enrol),
+                  wavs[b])
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout.split()[0]) == pytest.approx(want, abs=1e-3)
+    assert "one model of 3 enrolment recordings" in out.stdout
+    out = _verify("--exp", str(exp), "--device", "cpu", wavs[a])
+    assert out.returncode == 2 and "at least two recordings" in out.stderr
 
 
 def test_embed_cli_ark_and_npy(stage4, tmp_path):

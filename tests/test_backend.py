@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from dmha.common.errors import UserError
-from dmha.scoring.backend import Backend, fit_backend, pair_score, read_backend, write_backend
+from dmha.scoring.backend import Backend, cross_scores, fit_backend, pair_score, read_backend, write_backend
 from dmha.scoring.metrics import compute_eer
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -104,6 +104,45 @@ def test_plda_scores_are_the_two_covariance_likelihood_ratio():
     np.testing.assert_allclose(cross[1, 4], plda.pair_llr(plda.project(pa[1:2]), plda.project(pb[4:5]))[0])
 
 
+def _gauss_llr_many(enrol: np.ndarray, v: np.ndarray, mu: np.ndarray, between: np.ndarray,
+                    within: np.ndarray) -> float:
+    """log p(v | enrol rows, same speaker) - log p(v): the joint Gaussian of n + 1 rows of one speaker."""
+    from scipy.stats import multivariate_normal as mvn
+
+    rows = np.vstack([enrol, v[None]])
+    n = rows.shape[0]
+    cov = np.kron(np.ones((n, n)), between) + np.kron(np.eye(n), within)
+    k = mu.size
+    joint = mvn(np.tile(mu, n), cov).logpdf(rows.ravel())
+    enrolled = mvn(np.tile(mu, n - 1), cov[:-k, :-k]).logpdf(enrol.ravel())
+    return float(joint - enrolled - mvn(mu, between + within).logpdf(v))
+
+
+def test_plda_scores_several_enrolment_utterances_by_the_count():
+    from dmha.scoring.backend import Plda, enrolment_models
+
+    rng = np.random.default_rng(1)
+    k = 4
+    plda = Plda(rng.normal(size=k), rng.normal(size=(k, k)) + 2 * np.eye(k), np.array([3.0, 1.0, 0.3, 0.0]))
+    inv = np.linalg.inv(plda.transform)
+    between, within = inv @ np.diag(plda.psi) @ inv.T, inv @ inv.T
+    enrol = [rng.normal(size=(n, k)) for n in (1, 3, 5)]
+    tests = rng.normal(size=(3, k))
+    groups = [range(0, 1), range(1, 4), range(4, 9)]
+    models, counts = enrolment_models(np.vstack([plda.project(e) for e in enrol]), groups,
+                                      Backend(np.zeros(k), plda=plda))
+    assert counts.tolist() == [1, 3, 5]
+    got = plda.pair_llr(models, plda.project(tests), counts)
+    want = [_gauss_llr_many(e, t, plda.mean, between, within) for e, t in zip(enrol, tests)]
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+    cross = plda.cross_llr(models, plda.project(tests), counts)
+    np.testing.assert_allclose(np.diag(cross), got, rtol=1e-12)
+    # three utterances are not one: averaging them and scoring as one utterance gives another ratio
+    assert abs(plda.pair_llr(models[1:2], plda.project(tests[1:2]))[0] - got[1]) > 1e-3
+    with pytest.raises(ValueError, match="counts"):
+        plda.pair_llr(models, plda.project(tests), np.array([1, 0, 2]))
+
+
 def test_plda_backend_scores_unseen_speakers_better_than_cosine():
     train, train_spk = _voices(40, 10, seed=0)
     test, test_spk = _voices(12, 8, seed=1)
@@ -115,6 +154,21 @@ def test_plda_backend_scores_unseen_speakers_better_than_cosine():
     assert eer_plda < 0.6 * _all_pairs_eer(test, test_spk)
     # pair_score (dmha.load_model, the ONNX runtime) gives the same llr as the matrix path
     assert pair_score(test[0], test[5], plda) == pytest.approx(plda.pair_scores(x[:1], x[5:6])[0], abs=1e-4)
+    # several enrolment utterances (one speaker: rows 0-2) make one model, scored by the count ...
+    from dmha.scoring.backend import enrolment_models
+
+    model, n = enrolment_models(x, [range(3)], plda)
+    by_count = plda.plda.pair_llr(model, x[5:6], n)[0]
+    assert pair_score(test[:3], test[5], plda) == pytest.approx(by_count, abs=1e-4)
+    # ... which separates unseen speakers better than one enrolment utterance does
+    models, counts = enrolment_models(x, [range(s * 8, s * 8 + 4) for s in range(12)], plda)
+    probes = np.array([s * 8 + j for s in range(12) for j in range(4, 8)])
+    scores = plda.pair_scores(np.repeat(models, len(probes), 0), np.tile(x[probes], (12, 1)),
+                              np.repeat(counts, len(probes)))
+    same = np.repeat(np.arange(12), len(probes)) == np.tile(test_spk[probes], 12)
+    single = plda.pair_scores(np.repeat(x[::8][:, None], len(probes), 1).reshape(-1, x.shape[1]),
+                              np.tile(x[probes], (12, 1)))
+    assert compute_eer(scores, same)[0] < compute_eer(single, same)[0]
 
 
 @pytest.mark.filterwarnings("ignore:Only one sample available")  # sklearn, on the one-utterance speakers
@@ -391,3 +445,62 @@ def test_bench_backend_variants_table(tmp_path, capsys):
                          "lda19 shrinkage auto", "lda19 shrinkage none", "plda (lda19 shrinkage auto)"}
     assert rows["lda8 shrinkage none"] < rows["cosine"]
     assert rows["plda (lda19 shrinkage auto)"] < rows["cosine"]
+
+
+@pytest.mark.parametrize("kind", ["none", "plda"])
+def test_score_cli_enrolment_models_equal_the_api_score(tmp_path, kind):
+    """steps/score.sh --enroll (Kaldi's enrolment spk2utt): a trial's first column names a model of several
+    utterances; its score equals dmha.load_model().score([utts...], test) (pair_score), with S-norm too."""
+    from dmha.scoring.backend import enrolment_models
+
+    train, spk = _voices(10, 6, seed=3)
+    b = fit_backend(train, spk.astype(str), kind="plda", lda_dim=6) if kind == "plda" else None
+    opts = ["--backend", str(write_backend(tmp_path / "backend", b))] if b is not None else []
+    test, tspk = _voices(4, 6, seed=8)
+    utts = [f"t{s}-{i}" for i, s in enumerate(tspk)]
+    emb = _emb_dir(tmp_path / "emb", dict(zip(utts, test)))
+    enrol_rows = {f"m{s}": np.flatnonzero(tspk == s)[:3] for s in range(4)}
+    probes = [i for s in range(4) for i in np.flatnonzero(tspk == s)[3:]]
+    (tmp_path / "enroll").write_text("".join(f"{m} {' '.join(utts[i] for i in rows)}\n"
+                                             for m, rows in enrol_rows.items()))
+    trials = [(m, j) for m in enrol_rows for j in probes]
+    label = {True: "target", False: "nontarget"}
+    (tmp_path / "trials").write_text("".join(f"{m} {utts[j]} {label[m == f'm{tspk[j]}']}\n"
+                                             for m, j in trials))
+    out = tmp_path / "scores" / "t.score"
+    run_script(["steps/score.sh", *opts, "--enroll", str(tmp_path / "enroll"), str(tmp_path / "trials"),
+                str(emb), str(out)])
+    got = np.array([float(line.split()[2]) for line in out.read_text().splitlines()])
+    want = [pair_score(test[enrol_rows[m]], test[j], b) for m, j in trials]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    # S-norm of model scores: the model's own cohort scores (by the count), the test side's as usual
+    cohort_rows = train[::6]
+    cohort = _emb_dir(tmp_path / "cohort", {f"c{i}": v for i, v in enumerate(cohort_rows)})
+    snormed = tmp_path / "scores" / "t.snorm.score"
+    run_script(["steps/score.sh", *opts, "--enroll", str(tmp_path / "enroll"), "--norm", "snorm",
+                "--cohort", str(cohort / "xvector.scp"), str(tmp_path / "trials"), str(emb), str(snormed)])
+    mapped = b.apply(test) if b is not None else test / np.linalg.norm(test, axis=1, keepdims=True)
+    mapped_cohort = (b.apply(cohort_rows) if b is not None
+                     else cohort_rows / np.linalg.norm(cohort_rows, axis=1, keepdims=True))
+    models, counts = enrolment_models(mapped, list(enrol_rows.values()), b)
+    cm = cross_scores(models, mapped_cohort, b, counts)
+    ct = cross_scores(mapped, mapped_cohort, b)
+    mi = np.array([int(m[1:]) for m, _ in trials])
+    ti = np.array([j for _, j in trials])
+    norm_want = 0.5 * ((got - cm.mean(1)[mi]) / cm.std(1)[mi] + (got - ct.mean(1)[ti]) / ct.std(1)[ti])
+    got_norm = np.array([float(line.split()[2]) for line in snormed.read_text().splitlines()])
+    np.testing.assert_allclose(got_norm, norm_want, rtol=1e-4, atol=1e-4)
+    # a model whose utterance has no embedding, or that the enrolment file lacks: one line naming it
+    (tmp_path / "enroll").write_text(f"m0 {utts[0]} ghost-utt\nm1 {utts[6]}\n")
+    bad = run_script(["steps/score.sh", *opts, "--enroll", str(tmp_path / "enroll"), str(tmp_path / "trials"),
+                      str(emb), str(tmp_path / "scores" / "bad.score")], check=False)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert "first: m0 m2 m3" in bad.stderr and "--allow-missing" in bad.stderr
+    assert not (tmp_path / "scores" / "bad.score").exists()
+    # skipped with --allow-missing: the one-utterance model m1 scores as its utterance does
+    run_script(["steps/score.sh", *opts, "--enroll", str(tmp_path / "enroll"), "--allow-missing", "true",
+                str(tmp_path / "trials"), str(emb), str(tmp_path / "scores" / "m1.score")])
+    rows = [line.split() for line in (tmp_path / "scores" / "m1.score").read_text().splitlines()]
+    assert {r[0] for r in rows} == {"m1"} and len(rows) == len(probes)
+    single = [pair_score(test[6], test[j], b) for j in probes]
+    np.testing.assert_allclose([float(r[2]) for r in rows], single, rtol=1e-4, atol=1e-4)

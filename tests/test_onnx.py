@@ -147,6 +147,12 @@ def test_embed_and_verify_run_without_torch(exported, tmp_path):
     assert score == pytest.approx(float(cosine_rows(embs[wavs[0].stem][None], embs[wavs[1].stem][None])[0]),
                                   abs=1e-4)
     assert out[1] == ("same" if score >= 0.25 else "different") and "0.2500" in " ".join(out)
+    # two enrolment recordings and a test one, still without torch: the model is their mean unit embedding
+    out = run_script([sys.executable, "-m", "dmha.bin.verify", "--onnx", str(onnx), *map(str, wavs[:3])],
+                     env=env).stdout
+    units = np.stack([embs[w.stem] / np.linalg.norm(embs[w.stem]) for w in wavs[:2]])
+    want = float(cosine_rows(units.mean(0)[None], embs[wavs[2].stem][None])[0])
+    assert float(out.split()[0]) == pytest.approx(want, abs=1e-4) and "one model of 2 enrolment" in out
 
 
 def test_extract_backend_onnx_writes_the_torch_ark(exported, tmp_path):

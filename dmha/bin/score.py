@@ -22,7 +22,7 @@ import numpy as np
 
 from dmha.bin._cli import run_main
 from dmha.common.errors import UserError
-from dmha.common.fileio import atomic_open
+from dmha.common.fileio import atomic_open, read_kv
 from dmha.data.trials import read_trials
 from dmha.scoring.cosine import NORMS, score_trials
 from dmha.scoring.metrics import compute_calibration_metrics, compute_metrics, det_curve, min_cllr
@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "before scoring")
     p.add_argument("--calibration",
                    help="calibration.yaml of the exp (score -> LLR); adds Cllr and the actual DCF")
+    p.add_argument("--enroll",
+                   help="enrolment models, spk2utt format ('model utt1 utt2 ...'): the trials' first column "
+                        "names models, each the mean of its utterances' embeddings (PLDA: scored by the "
+                        "count, as Kaldi's ivector-plda-scoring --num-utts)")
     p.add_argument("--det-plot", help="DET curve PNG (default <score-file without .score>.det.png; "
                    "'none' to skip)")
     return p
@@ -108,8 +112,10 @@ def main(argv: list[str] | None = None) -> int:
                             "steps/compute_threshold.sh after steps/train_backend.sh, or score as it was "
                             "fitted")
     trials = read_trials(args.trials, require_labels=False)
+    enroll_models = read_kv(args.enroll, multi=True) if args.enroll else None
     scored = score_trials(trials.enroll, trials.test, args.emb, norm=args.norm, cohort=args.cohort,
-                          top_n=args.top_n, allow_missing=args.allow_missing, backend=backend)
+                          top_n=args.top_n, allow_missing=args.allow_missing, backend=backend,
+                          enroll_models=enroll_models)
     kept = scored.kept
     enroll = [e for e, k in zip(trials.enroll, kept) if k]
     test = [t for t, k in zip(trials.test, kept) if k]

@@ -1,5 +1,9 @@
 """dmha-verify: are two recordings the same speaker? Prints the score, the decision and why.
 
+Several enrolment recordings of one speaker may come before the test recording (the last one): they are
+enrolled as one model, the mean of their embeddings (with a PLDA back-end scored by the count of
+recordings, as steps/score.sh --enroll does).
+
 With a calibration (<exp>/calibration.yaml: score -> log-likelihood ratio, fitted on the validation
 trials, data/<train>/lists/val_trials, held out from training), the decision is the Bayes decision for a
 target prior --p-target (default 0.01, the DCF's): same speaker when LLR >= log((1 - p) / p), 4.595 for
@@ -32,7 +36,9 @@ def _prior(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dmha-verify", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Example: dmha-verify --exp exp/mini_dmha a.wav b.wav")
+                                epilog="Examples: dmha-verify --exp exp/mini_dmha a.wav b.wav\n"
+                                       "          dmha-verify --exp exp/mini_dmha enrol1.wav enrol2.wav "
+                                       "enrol3.wav test.wav")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--exp", help="trained experiment dir (config.yaml, best.pt)")
     source.add_argument("--onnx", help="exported model (steps/export_onnx.sh), run without torch")
@@ -48,38 +54,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
     p.add_argument("--max-chunk-frames", type=int, default=0,
                    help="length cap as in steps/extract_embeddings.sh (0 = none; default 0)")
-    p.add_argument("wav1", help="first recording (wav/flac path)")
-    p.add_argument("wav2", help="second recording")
+    p.add_argument("wavs", nargs="+", metavar="WAV",
+                   help="enrolment recording(s) of one speaker, then the test recording (wav/flac paths)")
     return p
 
 
 def _main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if len(args.wavs) < 2:
+        parser.error("give at least two recordings: enrolment recording(s), then the test recording")
     if args.onnx:
         return _verify_onnx(args)
     from dmha.api import load_model
     from dmha.experiment import CALIBRATION, THRESHOLD
 
     model = load_model(args.exp, args.device, max_chunk_frames=args.max_chunk_frames, model=args.model)
-    embs = _embed_both(model, args)
-    v = model.verify(embs[0], embs[1], args.threshold, args.p_target)
+    embs = _embed_all(model, args)
+    v = model.verify(embs[:-1], embs[-1], args.threshold, args.p_target)
     decision = "same" if v.same else "different"
+    enrolled = _enrolled(args)
     if v.basis == "llr":
         print(f"{v.score:.4f} {decision} (LLR {v.llr:.3f} {'>=' if v.same else '<'} Bayes threshold "
-              f"{v.threshold:.3f} for P_target {v.p_target:g}; calibration {args.exp}/{CALIBRATION})")
+              f"{v.threshold:.3f} for P_target {v.p_target:g}; calibration {args.exp}/{CALIBRATION}"
+              f"{enrolled})")
     else:
         source = "--threshold" if args.threshold is not None else f"{args.exp}/{THRESHOLD}"
         llr = "" if v.llr is None else f"; LLR {v.llr:.3f}"
-        print(f"{v.score:.4f} {decision} (threshold {v.threshold:.4f} from {source}{llr})")
+        print(f"{v.score:.4f} {decision} (threshold {v.threshold:.4f} from {source}{llr}{enrolled})")
     return 0
 
 
-def _embed_both(model, args: argparse.Namespace) -> list:
+def _enrolled(args: argparse.Namespace) -> str:
+    n = len(args.wavs) - 1
+    return f"; one model of {n} enrolment recordings" if n > 1 else ""
+
+
+def _embed_all(model, args: argparse.Namespace) -> list:
     from dmha.common.errors import UserError
     from dmha.features.audio import AudioError
 
     embs = []
-    for w in (args.wav1, args.wav2):
+    for w in args.wavs:
         try:
             embs.append(model.embed(w))
         except AudioError as e:
@@ -99,10 +115,11 @@ def _verify_onnx(args: argparse.Namespace) -> int:
                         "steps/export_onnx.sh --model NAME")
     model = OnnxSpeakerModel(args.onnx, device=args.device)
     source = "--threshold" if args.threshold is not None else f"{args.onnx} (exported threshold)"
-    embs = _embed_both(model, args)
-    score, same = model.verify(embs[0], embs[1], args.threshold)
+    embs = _embed_all(model, args)
+    score, same = model.verify(embs[:-1], embs[-1], args.threshold)
     thr = args.threshold if args.threshold is not None else model.threshold
-    print(f"{score:.4f} {'same' if same else 'different'} (threshold {thr:.4f} from {source})")
+    decision = "same" if same else "different"
+    print(f"{score:.4f} {decision} (threshold {thr:.4f} from {source}{_enrolled(args)})")
     return 0
 
 

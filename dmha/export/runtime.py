@@ -26,7 +26,7 @@ from dmha.common.errors import UserError
 from dmha.embed.batching import length_batches
 from dmha.export import metadata as meta
 from dmha.features.config import FbankConfig, settings_differences
-from dmha.scoring.backend import Backend, pair_score
+from dmha.scoring.backend import Backend, enrolment_items, pair_score
 
 Audio = Union[str, Path, np.ndarray]
 
@@ -154,13 +154,17 @@ class OnnxSpeakerModel:
         """Speaker embedding (embed_dim,) float32 of a wav path or a 1-D waveform."""
         return self.embed_features([self.features(audio, sr)])[0]
 
-    def score(self, a: Audio, b: Audio) -> float:
-        """Cosine similarity of two embeddings or wav paths, after the exported back-end if any."""
-        ea, eb = (self.embed(x) if isinstance(x, (str, Path)) else np.asarray(x, np.float32).reshape(-1)
-                  for x in (a, b))
-        return pair_score(ea, eb, self.backend)
+    def score(self, a: Audio | Sequence[Audio], b: Audio) -> float:
+        """Score of two embeddings or wav paths (cosine, after the exported back-end if any; the PLDA
+        log-likelihood ratio with a plda one); ``a`` may be several of one speaker, as in
+        :meth:`dmha.api.SpeakerModel.score`."""
+        def embedding(x: Audio) -> np.ndarray:
+            return self.embed(x) if isinstance(x, (str, Path)) else np.asarray(x, np.float32).reshape(-1)
 
-    def verify(self, a: Audio, b: Audio, threshold: float | None = None) -> tuple[float, bool]:
+        return pair_score(np.stack([embedding(x) for x in enrolment_items(a)]), embedding(b), self.backend)
+
+    def verify(self, a: Audio | Sequence[Audio], b: Audio,
+               threshold: float | None = None) -> tuple[float, bool]:
         """``(score, same_speaker)`` against ``threshold`` (default: the one exported with the model)."""
         thr = self.threshold if threshold is None else float(threshold)
         if thr is None:

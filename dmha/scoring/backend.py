@@ -94,24 +94,41 @@ class Plda:
     def project(self, y: np.ndarray) -> np.ndarray:
         return (np.asarray(y, dtype=np.float64) - self.mean) @ self.transform.T
 
-    def _terms(self) -> tuple[float, np.ndarray, np.ndarray]:
+    def _enrolment_terms(self, ua: np.ndarray, counts: np.ndarray | None
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per enrolment row: the constant, the weights of the test row's squares and of the test row.
+
+        The enrolment side is the mean ``ua`` of ``n`` projected rows of one speaker (``counts``; None =
+        1 each). Given them, the speaker's variable has mean ``n psi / (n psi + 1) ua`` and variance
+        ``psi / (n psi + 1)``, so a same-speaker test row is Gaussian with that mean and variance
+        ``1 + psi / (n psi + 1)``; a different speaker's is ``N(0, 1 + psi)``. The log ratio of the two is
+        a quadratic in the test row ``v``: ``const + sum(w * v^2) + sum(m * v)``, returned as
+        ``(const (Na,), w (Na, k), m (Na, k))``. This is Kaldi's scoring "by the count"
+        (``ivector-plda-scoring --num-utts``); with ``n = 1`` it is the symmetric one-utterance ratio.
+        """
         psi = self.psi
-        const = float(np.sum(np.log1p(psi) - 0.5 * np.log1p(2.0 * psi)))
-        quad = -0.5 * psi ** 2 / ((2.0 * psi + 1.0) * (psi + 1.0))
-        cross = psi / (2.0 * psi + 1.0)
-        return const, quad, cross
+        n = np.ones(ua.shape[0]) if counts is None else np.asarray(counts, dtype=np.float64).reshape(-1)
+        if n.shape[0] != ua.shape[0] or np.any(n < 1):
+            raise ValueError(f"counts: expected {ua.shape[0]} enrolment counts >= 1, got {n}")
+        shrink = n[:, None] * psi / (n[:, None] * psi + 1.0)        # posterior mean = shrink * ua
+        var = 1.0 + psi / (n[:, None] * psi + 1.0)                   # same-speaker predictive variance
+        mean = shrink * ua
+        const = 0.5 * np.sum(np.log1p(psi) - np.log(var) - mean * mean / var, axis=1)
+        return const, 0.5 / (1.0 + psi) - 0.5 / var, mean / var
 
-    def pair_llr(self, ua: np.ndarray, ub: np.ndarray) -> np.ndarray:
-        """Log-likelihood ratios of projected rows ``ua[i]`` vs ``ub[i]``."""
-        const, quad, cross = self._terms()
+    def pair_llr(self, ua: np.ndarray, ub: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
+        """Log-likelihood ratios of projected rows ``ua[i]`` vs ``ub[i]``; ``ua[i]`` may be the mean of
+        ``counts[i]`` projected enrolment rows of one speaker (None: one each)."""
         ua, ub = np.asarray(ua, dtype=np.float64), np.asarray(ub, dtype=np.float64)
-        return const + (ua * ua + ub * ub) @ quad + np.einsum("ij,ij->i", ua * cross, ub)
+        const, w, m = self._enrolment_terms(ua, counts)
+        return const + np.einsum("ij,ij->i", w, ub * ub) + np.einsum("ij,ij->i", m, ub)
 
-    def cross_llr(self, ua: np.ndarray, uc: np.ndarray) -> np.ndarray:
-        """Log-likelihood ratios of every projected row of ``ua`` against every row of ``uc``."""
-        const, quad, cross = self._terms()
+    def cross_llr(self, ua: np.ndarray, uc: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
+        """Log-likelihood ratios of every projected row of ``ua`` (means of ``counts`` rows, as in
+        :meth:`pair_llr`) against every row of ``uc``."""
         ua, uc = np.asarray(ua, dtype=np.float64), np.asarray(uc, dtype=np.float64)
-        return const + ((ua * ua) @ quad)[:, None] + ((uc * uc) @ quad)[None, :] + (ua * cross) @ uc.T
+        const, w, m = self._enrolment_terms(ua, counts)
+        return const[:, None] + w @ (uc * uc).T + m @ uc.T
 
 
 def fit_plda(y: np.ndarray, speakers: Sequence[str]) -> Plda:
@@ -237,29 +254,53 @@ class Backend:
             y = self.plda.project(y)
         return y.astype(np.float32)
 
-    def pair_scores(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Scores of mapped rows ``a[i]`` vs ``b[i]`` (float64): cosine, or the PLDA log-likelihood ratio."""
-        return pair_scores(a, b, self)
+    def pair_scores(self, a: np.ndarray, b: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
+        """Scores of mapped rows ``a[i]`` vs ``b[i]`` (float64): cosine, or the PLDA log-likelihood ratio;
+        ``counts``: :func:`pair_scores`."""
+        return pair_scores(a, b, self, counts)
 
-    def cross_scores(self, a: np.ndarray, c: np.ndarray) -> np.ndarray:
+    def cross_scores(self, a: np.ndarray, c: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
         """Scores of every mapped row of ``a`` against every mapped row of ``c`` (float64, (len(a),
         len(c)))."""
-        return cross_scores(a, c, self)
+        return cross_scores(a, c, self, counts)
 
 
-def pair_scores(a: np.ndarray, b: np.ndarray, backend: Backend | None = None) -> np.ndarray:
+def pair_scores(a: np.ndarray, b: np.ndarray, backend: Backend | None = None,
+                counts: np.ndarray | None = None) -> np.ndarray:
     """Row-wise trial scores of rows already mapped by ``backend``: the PLDA log-likelihood ratio for a
-    plda back-end, else the dot product of the unit rows (cosine)."""
+    plda back-end, else the dot product of the unit rows (cosine). ``a[i]`` may be an enrolment model of
+    ``counts[i]`` utterances (:func:`enrolment_models`); only PLDA scores use the count."""
     if backend is not None and backend.plda is not None:
-        return backend.plda.pair_llr(a, b)
+        return backend.plda.pair_llr(a, b, counts)
     return np.einsum("ij,ij->i", a, b, dtype=np.float64)
 
 
-def cross_scores(a: np.ndarray, c: np.ndarray, backend: Backend | None = None) -> np.ndarray:
-    """All-pairs scores of rows already mapped by ``backend`` (PLDA llr, else cosine of unit rows)."""
+def cross_scores(a: np.ndarray, c: np.ndarray, backend: Backend | None = None,
+                 counts: np.ndarray | None = None) -> np.ndarray:
+    """All-pairs scores of rows already mapped by ``backend`` (PLDA llr, else cosine of unit rows);
+    ``counts`` as in :func:`pair_scores`."""
     if backend is not None and backend.plda is not None:
-        return backend.plda.cross_llr(a, c)
+        return backend.plda.cross_llr(a, c, counts)
     return np.asarray(a, dtype=np.float64) @ np.asarray(c, dtype=np.float64).T
+
+
+def enrolment_models(mapped: np.ndarray, groups: Sequence[Sequence[int]],
+                     backend: Backend | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Speaker models from several enrolment utterances each: ``(models (M, k), counts (M,))``.
+
+    ``mapped`` are rows already mapped by ``backend`` (unit rows without one), ``groups[j]`` the row
+    indices of model ``j``'s utterances. A model is the mean of its rows: for PLDA the mean of the
+    projected rows, scored by the count (:meth:`Plda.pair_llr`); for cosine the mean of the unit rows
+    scaled back to unit length (Kaldi's speaker-mean x-vector, as extraction's ``spk_xvector``).
+    """
+    mapped = np.asarray(mapped, dtype=np.float64)
+    counts = np.array([len(g) for g in groups], dtype=np.float64)
+    if np.any(counts < 1):
+        raise UserError("an enrolment model needs at least one utterance")
+    models = np.stack([mapped[np.asarray(g, dtype=np.int64)].mean(axis=0) for g in groups])
+    if backend is None or backend.plda is None:
+        models = unit_rows(models, "enrolment models")
+    return models, counts
 
 
 def fit_backend(emb: np.ndarray, speakers: Sequence[str], kind: str = "lda", lda_dim: int = DEFAULT_LDA_DIM,
@@ -385,10 +426,29 @@ def read_backend(directory: PathLike) -> Backend:
     return Backend(mean, transform, info, plda)
 
 
+def enrolment_items(a: Any) -> list[Any]:
+    """The enrolment side of ``score(a, b)`` as a list: a list/tuple of recordings or embeddings, the rows
+    of a 2-D array, or the one recording / embedding ``a`` (a 1-D array or a list of numbers)."""
+    if isinstance(a, (list, tuple)) and a and not isinstance(a[0], (int, float, np.number)):
+        return list(a)
+    if isinstance(a, np.ndarray) and a.ndim == 2:
+        return list(a)
+    return [a]
+
+
 def pair_score(a: np.ndarray, b: np.ndarray, backend: Backend | None = None) -> float:
-    """The score of one trial, as stage 5 computes it: cosine (or PLDA llr) after ``backend`` (if any)."""
-    x = np.stack([np.asarray(a, dtype=np.float64).reshape(-1), np.asarray(b, dtype=np.float64).reshape(-1)])
+    """The score of one trial, as stage 5 computes it: cosine (or PLDA llr) after ``backend`` (if any).
+
+    ``a`` is one enrolment embedding (D,) or several of one speaker (n, D): their model is scored as
+    :func:`enrolment_models` builds it (``steps/score.sh --enroll``)."""
+    enrol = np.atleast_2d(np.asarray(a, dtype=np.float64))
+    test = np.asarray(b, dtype=np.float64).reshape(1, -1)
+    if enrol.shape[1] != test.shape[1]:
+        raise UserError(f"score(): enrolment embeddings of dimension {enrol.shape[1]}, test embedding of "
+                        f"{test.shape[1]}; embed both with the same model")
+    x = np.concatenate([enrol, test])
     if not np.all(np.linalg.norm(x, axis=1) > 0):
         raise UserError("score(): an embedding is all zeros; cosine similarity is undefined")
     x = backend.apply(x) if backend is not None else unit_rows(x, "score()")
-    return float(pair_scores(x[:1], x[1:], backend)[0])
+    model, counts = enrolment_models(x, [range(enrol.shape[0])], backend)
+    return float(pair_scores(model, x[-1:], backend, counts)[0])

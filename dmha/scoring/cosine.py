@@ -24,7 +24,7 @@ from typing import Union
 import numpy as np
 
 from dmha.common.errors import UserError
-from dmha.scoring.backend import Backend, cross_scores, pair_scores, unit_rows
+from dmha.scoring.backend import Backend, cross_scores, enrolment_models, pair_scores, unit_rows
 
 logger = logging.getLogger(__name__)
 
@@ -77,23 +77,26 @@ def normalized_matrix(embeddings: Mapping, keys: Sequence[str], what: str = "emb
 
 
 def _rowwise_scores(mat: np.ndarray, a: np.ndarray, b: np.ndarray, chunk_size: int,
-                    backend: Backend | None = None) -> np.ndarray:
-    """``out[i] = score(mat[a[i]], mat[b[i]])`` (cosine of unit rows, or the back-end's score),
-    materialising at most ``chunk_size`` row pairs at a time."""
+                    backend: Backend | None = None, counts: np.ndarray | None = None) -> np.ndarray:
+    """``out[i] = score(mat[a[i]], mat[b[i]])`` (cosine of unit rows, or the back-end's score; row
+    ``a[i]`` a model of ``counts[a[i]]`` utterances), materialising at most ``chunk_size`` row pairs at a
+    time."""
     out = np.empty(a.size, dtype=np.float64)
     for start in range(0, a.size, chunk_size):
         sl = slice(start, start + chunk_size)
-        out[sl] = pair_scores(mat[a[sl]], mat[b[sl]], backend)
+        out[sl] = pair_scores(mat[a[sl]], mat[b[sl]], backend, None if counts is None else counts[a[sl]])
     return out
 
 
 def cohort_stats(mat: np.ndarray, cohort: np.ndarray, top_n: int | None = None,
-                 chunk_size: int = 4096, backend: Backend | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 chunk_size: int = 4096, backend: Backend | None = None,
+                 counts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std (ddof=0) of each row of ``mat`` scored against every cohort row.
 
     With ``top_n`` (adaptive S-norm) only the ``top_n`` highest cohort scores of each row are used.
-    Rows of both matrices must be unit-norm (cosine), or both mapped by ``backend`` (its scores).
-    Returns two (len(mat),) float64 arrays.
+    Rows of both matrices must be unit-norm (cosine), or both mapped by ``backend`` (its scores); row
+    ``i`` of ``mat`` may be an enrolment model of ``counts[i]`` utterances. Returns two (len(mat),)
+    float64 arrays.
     """
     n_cohort = cohort.shape[0]
     if n_cohort < 2:
@@ -112,7 +115,8 @@ def cohort_stats(mat: np.ndarray, cohort: np.ndarray, top_n: int | None = None,
     sd = np.empty(mat.shape[0], dtype=np.float64)
     for start in range(0, mat.shape[0], chunk_size):
         sl = slice(start, start + chunk_size)
-        s = cross_scores(mat[sl].astype(np.float64), cohort64, backend)
+        s = cross_scores(mat[sl].astype(np.float64), cohort64, backend,
+                         None if counts is None else counts[sl])
         if top_n is not None:
             s = np.partition(s, n_cohort - top_n, axis=1)[:, n_cohort - top_n:]
         mu[sl] = s.mean(axis=1)
@@ -139,7 +143,8 @@ class ScoredTrials:
 def score_trials(enroll: Sequence[str], test: Sequence[str], embeddings: EmbeddingSource, *,
                  norm: str = "none", cohort: EmbeddingSource | None = None, top_n: int = 300,
                  allow_missing: bool = False, chunk_size: int = 100_000,
-                 backend: Backend | None = None) -> ScoredTrials:
+                 backend: Backend | None = None,
+                 enroll_models: Mapping[str, Sequence[str]] | None = None) -> ScoredTrials:
     """Cosine-score ``enroll[i]`` against ``test[i]`` for every trial, optionally S-/AS-normalised.
 
     Trials whose enroll or test utterance has no embedding are an error naming how many are missing
@@ -147,35 +152,43 @@ def score_trials(enroll: Sequence[str], test: Sequence[str], embeddings: Embeddi
     ``norm``: ``none``, ``snorm`` (whole cohort) or ``asnorm`` (``top_n`` closest cohort entries).
     ``backend`` (mean + LDA [+ PLDA], :mod:`dmha.scoring.backend`) maps embeddings and cohort and scores
     them (cosine, or the PLDA log-likelihood ratio).
+    ``enroll_models`` (model id -> its enrolment utterances, Kaldi's enrolment ``spk2utt``): the enroll
+    column names models, each scored as :func:`dmha.scoring.backend.enrolment_models` builds it (the
+    mean of its mapped utterances; PLDA by the count). A model missing from the map, or with an
+    utterance without embedding, counts as a missing key.
     """
     if norm not in NORMS:
         raise UserError(f"unknown score normalisation '{norm}'; choose one of {', '.join(NORMS)}")
     if len(enroll) != len(test):
         raise UserError(f"{len(enroll)} enroll ids but {len(test)} test ids")
     table = open_embeddings(embeddings)
-    utts = list(dict.fromkeys([*enroll, *test]))
-    missing = [u for u in utts if u not in table]
+    if enroll_models is None:
+        sides = list(dict.fromkeys([*enroll, *test]))
+        missing = [u for u in sides if u not in table]
+    else:
+        models = list(dict.fromkeys(enroll))
+        tests = list(dict.fromkeys(test))
+        missing = [m for m in models if m not in enroll_models or not enroll_models[m]
+                   or any(u not in table for u in enroll_models[m])]
+        missing += [u for u in tests if u not in table]
+        sides = [*models, *tests]
     if missing and not allow_missing:
         shown = " ".join(missing[:_SHOW_MISSING]) + (" ..." if len(missing) > _SHOW_MISSING else "")
         where = "" if isinstance(embeddings, Mapping) else f" in {embeddings}"
-        raise UserError(f"{len(missing)} of {len(utts)} trial utterances have no embedding{where} "
+        what = "trial utterances have no embedding" if enroll_models is None else \
+            "enrolment models (no utterances, or one without embedding) and test utterances (no embedding)"
+        raise UserError(f"{len(missing)} of {len(sides)} {what}{where} "
                         f"(first: {shown}); extract them, or pass --allow-missing true to skip their trials")
     missing_set = set(missing)
-    present = [u for u in utts if u not in missing_set]
-    index = {u: i for i, u in enumerate(present)}
-    e_idx = np.fromiter((index.get(u, -1) for u in enroll), dtype=np.int64, count=len(enroll))
-    t_idx = np.fromiter((index.get(u, -1) for u in test), dtype=np.int64, count=len(test))
-    kept = (e_idx >= 0) & (t_idx >= 0)
+    e_idx, t_idx, kept, mat, counts = _trial_rows(enroll, test, table, missing_set, backend, enroll_models)
     if missing:
-        logger.warning("skipping %d of %d trials: %d utterances have no embedding (first: %s)",
-                       int((~kept).sum()), kept.size, len(missing), " ".join(missing[:_SHOW_MISSING]))
-    e_idx, t_idx = e_idx[kept], t_idx[kept]
+        logger.warning("skipping %d of %d trials: %d %s have no embedding (first: %s)",
+                       int((~kept).sum()), kept.size, len(missing),
+                       "utterances" if enroll_models is None else "models or utterances",
+                       " ".join(missing[:_SHOW_MISSING]))
     if e_idx.size == 0:
         raise UserError("no trial could be scored: every trial misses an embedding")
-    mat = normalized_matrix(table, present)
-    if backend is not None:
-        mat = backend.apply(mat, what="trial embeddings")
-    scores = _rowwise_scores(mat, e_idx, t_idx, chunk_size, backend)
+    scores = _rowwise_scores(mat, e_idx, t_idx, chunk_size, backend, counts)
     if norm != "none":
         if cohort is None:
             raise UserError(f"--norm {norm} needs a cohort (--cohort <spk_xvector.scp>)")
@@ -185,6 +198,44 @@ def score_trials(enroll: Sequence[str], test: Sequence[str], embeddings: Embeddi
             cohort_mat = backend.apply(cohort_mat, what=f"cohort {cohort}")
         if cohort_mat.shape[1] != mat.shape[1]:
             raise UserError(f"cohort dimension {cohort_mat.shape[1]} != embedding dimension {mat.shape[1]}")
-        mu, sd = cohort_stats(mat, cohort_mat, top_n if norm == "asnorm" else None, backend=backend)
+        mu, sd = cohort_stats(mat, cohort_mat, top_n if norm == "asnorm" else None, backend=backend,
+                              counts=counts)
         scores = 0.5 * ((scores - mu[e_idx]) / sd[e_idx] + (scores - mu[t_idx]) / sd[t_idx])
     return ScoredTrials(scores=scores, kept=kept, missing_keys=missing)
+
+
+def _trial_rows(enroll: Sequence[str], test: Sequence[str], table: Mapping, missing: set[str],
+                backend: Backend | None, enroll_models: Mapping[str, Sequence[str]] | None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """The scoring matrix of the trials' sides and each kept trial's rows in it.
+
+    Returns ``(enroll rows, test rows, kept, matrix, counts)``: the matrix holds each side once, mapped by
+    ``backend`` (unit rows without one); with ``enroll_models`` its first rows are the models and
+    ``counts`` their numbers of utterances (None without models: every row is one utterance).
+    """
+    if enroll_models is None:
+        present = [u for u in dict.fromkeys([*enroll, *test]) if u not in missing]
+        index = {u: i for i, u in enumerate(present)}
+        mat = normalized_matrix(table, present)
+        if backend is not None:
+            mat = backend.apply(mat, what="trial embeddings")
+        counts = None
+        e_index = t_index = index
+    else:
+        models = [m for m in dict.fromkeys(enroll) if m not in missing]
+        tests = [u for u in dict.fromkeys(test) if u not in missing]
+        utts = list(dict.fromkeys([*(u for m in models for u in enroll_models[m]), *tests]))
+        row = {u: i for i, u in enumerate(utts)}
+        mapped = normalized_matrix(table, utts)
+        if backend is not None:
+            mapped = backend.apply(mapped, what="trial embeddings")
+        model_rows, counts = enrolment_models(mapped, [[row[u] for u in enroll_models[m]] for m in models],
+                                              backend)
+        mat = np.concatenate([model_rows, mapped[[row[u] for u in tests]]]).astype(np.float32)
+        counts = np.concatenate([counts, np.ones(len(tests))])
+        e_index = {m: i for i, m in enumerate(models)}
+        t_index = {u: len(models) + i for i, u in enumerate(tests)}
+    e_idx = np.fromiter((e_index.get(u, -1) for u in enroll), dtype=np.int64, count=len(enroll))
+    t_idx = np.fromiter((t_index.get(u, -1) for u in test), dtype=np.int64, count=len(test))
+    kept = (e_idx >= 0) & (t_idx >= 0)
+    return e_idx[kept], t_idx[kept], kept, mat, counts
