@@ -94,6 +94,11 @@ def test_features_of_other_settings_than_the_config_are_refused(dirs, tmp_path):
     (train / "fbank.yaml").write_text("n_mels: 20\nstorage: cm2\n")
     assert main(["--config", str(cfg), "--override", "features.norm=cmvn", str(train), str(val),
                  str(tmp_path / "lists")]) == 0
+    # the record goes with the lists, for training to check (and a dir without one leaves none)
+    assert (tmp_path / "lists" / "fbank.yaml").read_text() == "n_mels: 20\nstorage: cm2\n"
+    (train / "fbank.yaml").unlink()
+    assert main(["--config", str(cfg), str(train), str(val), str(tmp_path / "lists")]) == 0
+    assert not (tmp_path / "lists" / "fbank.yaml").exists()
 
 
 def test_script_usage_and_run(dirs, tmp_path, repo):

@@ -126,6 +126,20 @@ def test_finished_run_reports_done_and_changed_model_refuses(tmp_path):
     assert "Traceback" not in bad.stderr
 
 
+def test_training_refuses_lists_of_features_computed_otherwise_than_its_config(tmp_path):
+    """Stage 3 is often re-run alone after a config change: features of the old settings are refused."""
+    conf, lists = prepare_lists(tmp_path, max_epochs=1)
+    (lists / "fbank.yaml").write_text("fmax: 4000\nn_mels: 20\n")
+    exp = tmp_path / "exp"
+    out = subprocess.run(_train_cmd(conf, lists, exp), env=subprocess_env(), capture_output=True, text=True)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "lists/fbank.yaml" in out.stderr and "fmax=4000 (expected None)" in out.stderr
+    assert "re-run stages 1-2" in out.stderr and not (exp / "ckpt.pt").exists()
+    (lists / "fbank.yaml").write_text("{not: [a, record")
+    out = subprocess.run(_train_cmd(conf, lists, exp), env=subprocess_env(), capture_output=True, text=True)
+    assert out.returncode == 1 and "not a feature settings record" in out.stderr
+
+
 def test_second_training_in_a_busy_exp_dir_stops_and_a_killed_holder_frees_it(tmp_path):
     """Two trainings in one exp dir would resume from the same checkpoint and overwrite each other."""
     conf, lists = prepare_lists(tmp_path, max_epochs=1)

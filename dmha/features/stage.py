@@ -110,21 +110,27 @@ def _keys(path: Path) -> set[str]:
     return set(read_kv(path)) if path.is_file() else set()
 
 
-def check_stored_features(data: PathLike, cfg: FbankConfig, wanted_by: str) -> None:
+def check_stored_features(data: PathLike, cfg: FbankConfig, wanted_by: str, hint: str | None = None) -> None:
     """UserError when ``<data>/fbank.yaml`` records features computed otherwise than ``cfg``.
 
-    ``wanted_by`` names whose settings ``cfg`` are (a config file, an exp dir), for the message. A data dir
-    without the stamp (features made by Kaldi or by hand) is not checked: nothing says how they were made.
+    ``wanted_by`` names whose settings ``cfg`` are (a config file, an exp dir) and ``hint`` what to do
+    (default: recompute the data dir's features), for the message. A dir without the stamp (features
+    made by Kaldi or by hand) is not checked: nothing says how they were made.
     """
     conf = Path(data) / CONFIG_NAME
-    stored = _read_config_file(conf)
-    if stored is None:
-        return
-    diff = settings_differences(stored, cfg)
+    try:
+        stored = _read_config_file(conf)
+        if stored is None:
+            return
+        diff = settings_differences(stored, cfg)
+    except (yaml.YAMLError, UserError, TypeError, AttributeError) as e:
+        raise UserError(f"{conf}: not a feature settings record ({e}); recompute the features: "
+                        f"steps/make_fbank.sh --force true {data}") from None
     if diff:
+        hint = hint or (f"recompute them with its settings: steps/make_fbank.sh --feat-config <that config> "
+                        f"{data} (run.sh stage 1 passes --config)")
         raise UserError(f"{conf}: the features of {data} were computed with {', '.join(diff)} of "
-                        f"{wanted_by}; recompute them with its settings: steps/make_fbank.sh --feat-config "
-                        f"<that config> {data} (run.sh stage 1 passes --config)")
+                        f"{wanted_by}; {hint}")
 
 
 def job_is_complete(files: JobFiles, wav_scp: PathLike) -> bool:

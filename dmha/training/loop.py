@@ -43,6 +43,8 @@ from dmha.config import config_diff, save_config
 from dmha.data.trials import read_trials
 from dmha.embed.batched import embed_feature_list
 from dmha.features.cmn_table import CmnTable, load_tables, missing_tables
+from dmha.features.config import FbankConfig
+from dmha.features.stage import check_stored_features
 from dmha.models.precision import bf16_autocast, describe, resolve_bf16
 from dmha.scoring.cosine import cosine_scores
 from dmha.scoring.metrics import compute_metrics
@@ -202,6 +204,9 @@ def _train(cfg: dict, lists_dir: Path, exp_dir: Path, info: DistInfo) -> TrainOu
     for name in ("train.list", "train_feats.scp", "spk2int", "val_trials", "val_feats.scp"):
         if not (lists_dir / name).is_file():
             raise UserError(f"{lists_dir}/{name}: missing; run steps/prepare_lists.sh (stage 2) first")
+    check_stored_features(lists_dir, FbankConfig.from_dict(cfg["features"]), "the config",
+                          "re-run stages 1-2 with this config (run.sh --stage 1), or restore the config's "
+                          "features: section")
     spk2int = read_kv(lists_dir / "spk2int")
     num_classes = len(spk2int)
     train_list = read_train_list(lists_dir / "train.list", lists_dir / "train_feats.scp")
