@@ -82,6 +82,12 @@ if [ "$prepare" = true ]; then
 fi
 [ -f "$lists/train.list" ] || { echo "$0: $lists/train.list missing; run with --prepare true" >&2; exit 1; }
 
+# Torch threads per extraction job: the cores shared by --jobs runs of --nj jobs each. Without this each
+# job took cores / nj threads, and two runs at once oversubscribed a 2-core machine: their extraction of
+# mini_train had not finished a block after 4.5 minutes (PITFALLS: OpenMP threads waiting for a busy core).
+extract_threads=$(( $(nproc 2>/dev/null || echo 1) / (jobs * nj) ))
+[ "$extract_threads" -ge 1 ] || extract_threads=1
+
 # One (system, seed) run: train, extract and score; its output goes to <exp>/quality.log when run in
 # the background so that parallel runs do not interleave.
 run_one() {
@@ -103,13 +109,13 @@ run_one() {
     steps/average_models.sh --num "$avg" --select last --output "$model" "$exp"
   fi
   if [ "$score_backend" != none ]; then
-    steps/extract_embeddings.sh --nj "$nj" --device "$device" --model "$model" "$exp" "data/$train_set" \
-      "$exp/embeddings/$train_set"
+    steps/extract_embeddings.sh --nj "$nj" --num-threads "$extract_threads" --device "$device" --model "$model" \
+      "$exp" "data/$train_set" "$exp/embeddings/$train_set"
     steps/train_backend.sh --kind "$score_backend" --model "$model" "$exp" "data/$train_set" "$exp/embeddings/$train_set"
   fi
   for set in $test_sets; do
-    steps/extract_embeddings.sh --nj "$nj" --device "$device" --model "$model" "$exp" "data/$set" \
-      "$exp/embeddings/$set"
+    steps/extract_embeddings.sh --nj "$nj" --num-threads "$extract_threads" --device "$device" --model "$model" \
+      "$exp" "data/$set" "$exp/embeddings/$set"
     steps/score.sh --results "$exp/results" --name "$set" "data/$set/trials" "$exp/embeddings/$set" \
       "$exp/scores/$set.score"
     if [ "$score_backend" != none ]; then
