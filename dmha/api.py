@@ -26,7 +26,6 @@ to be guessed; without it, verify falls back to the EER threshold.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
@@ -36,30 +35,10 @@ import torch
 from dmha.common.errors import UserError
 from dmha.experiment import BEST_MODEL, TrainedExp, load_exp
 from dmha.scoring.backend import Backend, enrolment_items, pair_score
-from dmha.scoring.calibration import Calibration, bayes_threshold
-
-DEFAULT_P_TARGET = 0.01  # the DCF's target prior (SPEC §4)
+from dmha.scoring.calibration import Calibration
+from dmha.scoring.decision import Verification, decide
 
 Audio = Union[str, Path, np.ndarray]
-
-
-@dataclass(frozen=True)
-class Verification:
-    """The outcome of :meth:`SpeakerModel.verify`.
-
-    ``score``: the trial score as stage 5 computes it (cosine similarity; with a ``plda`` back-end the
-    PLDA log-likelihood ratio); ``llr``: its calibrated log-likelihood ratio (None without a
-    calibration); ``same``: the decision, ``value >= threshold`` where ``basis`` says which value was
-    compared ("llr": the Bayes threshold for ``p_target``; "cosine": ``score`` against an EER or
-    user-given threshold, whatever the back-end; the name is kept for existing callers).
-    """
-
-    score: float
-    same: bool
-    llr: float | None
-    threshold: float
-    basis: str
-    p_target: float | None = None
 
 
 class SpeakerModel:
@@ -166,20 +145,10 @@ class SpeakerModel:
         2. a calibration: LLR >= the Bayes threshold of ``p_target`` (default 0.01; unit costs);
         3. the EER threshold of threshold.yaml: score >= it.
         """
-        s = self.score(a, b)
-        cal = self.calibration
-        llr = None if cal is None else float(cal.llr(s))
-        if threshold is not None:
-            return Verification(s, s >= float(threshold), llr, float(threshold), "cosine")
-        if cal is not None:
-            p = DEFAULT_P_TARGET if p_target is None else float(p_target)
-            theta = bayes_threshold(p)
-            return Verification(s, llr >= theta, llr, theta, "llr", p)
-        if self.threshold is None:
-            raise UserError(f"{self.exp.exp_dir}: no decision threshold (threshold.yaml) or calibration "
-                            f"(calibration.yaml) for {self.exp.model_file}; run steps/compute_threshold.sh "
-                            f"{self.exp.exp_dir} <lists-dir> or pass a threshold")
-        return Verification(s, s >= self.threshold, None, float(self.threshold), "cosine")
+        return decide(self.score(a, b), self.calibration, self.threshold, threshold, p_target,
+                      f"{self.exp.exp_dir}: no decision threshold (threshold.yaml) or calibration "
+                      f"(calibration.yaml) for {self.exp.model_file}; run steps/compute_threshold.sh "
+                      f"{self.exp.exp_dir} <lists-dir> or pass a threshold")
 
 
 def load_model(exp_dir: str | Path, device: str = "auto", max_chunk_frames: int = 0,

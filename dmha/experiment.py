@@ -257,6 +257,10 @@ def read_calibration(exp_dir: PathLike, best: dict | None = None,
     if _stale(path, cal.info, best, model_file, "steps/compute_threshold.sh") \
             or _other_backend(path, cal.info, backend):
         return None
+    if cal.info.get("norm", "none") != "none":  # load_model, dmha-verify, the export: no cohort, no norm
+        log.warning("%s was fitted on %s-normalised scores; the API and dmha-verify score without "
+                    "normalisation, so it is ignored there", path, cal.info["norm"])
+        return None
     return cal
 
 

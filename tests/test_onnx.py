@@ -155,6 +155,39 @@ def test_embed_and_verify_run_without_torch(exported, tmp_path):
     assert float(out.split()[0]) == pytest.approx(want, abs=1e-4) and "one model of 2 enrolment" in out
 
 
+def test_exported_calibration_decides_as_the_torch_model(tmp_path):
+    """dmha-verify --onnx and --exp decide a trial by the same rule: the exp's calibration goes into the
+    model (it used to compare the score with the exported threshold although the exp was calibrated)."""
+    import dmha
+    from dmha.scoring.calibration import Calibration, write_calibration_file
+
+    exp = make_tiny_exp(tmp_path / "exp")
+    (exp / "threshold.yaml").write_text("threshold: 0.25\nmodel_step: 7\n")
+    info = {"model_step": 7, "model_file": "best.pt", "norm": "none"}
+    write_calibration_file(exp / "calibration.yaml", Calibration(10.0, -2.0, info))
+    export_onnx(exp)
+    data = make_wav_data_dir(tmp_path / "wavs", n_spk=2, n_utt=1, lengths=(0.5, 1.5))
+    a, b = map(str, sorted((data / "wav").glob("*.wav")))
+    want = dmha.load_model(exp, "cpu").verify(a, b, p_target=0.5)
+    onnx = exp / "onnx" / "model.onnx"
+    got = OnnxSpeakerModel(onnx).verify(a, b, p_target=0.5)
+    assert got.basis == want.basis == "llr" and got.same == want.same and got.threshold == 0.0
+    assert got.llr == pytest.approx(want.llr, abs=1e-3)
+    out = run_script([sys.executable, "-m", "dmha.bin.verify", "--onnx", str(onnx), "--p-target", "0.5",
+                      a, b], env=_blocked_env(tmp_path)).stdout
+    assert out.split()[1] == ("same" if want.same else "different") and "exported calibration" in out
+    assert float(out.split("LLR ")[1].split()[0]) == pytest.approx(want.llr, abs=2e-3)
+    # a calibration of S-normalised scores is not used (no cohort at run time): neither by load_model nor
+    # exported; the threshold rules
+    write_calibration_file(exp / "calibration.yaml", Calibration(10.0, -2.0, {**info, "norm": "snorm"}))
+    export_onnx(exp)
+    m = OnnxSpeakerModel(onnx)
+    assert m.calibration is None and m.verify(a, b).basis == "cosine" and m.verify(a, b).threshold == 0.25
+    assert dmha.load_model(exp, "cpu").calibration is None
+    with pytest.raises(UserError, match="no calibration in the model"):
+        m.llr(a, b)
+
+
 def test_extract_backend_onnx_writes_the_torch_ark(exported, tmp_path):
     _, exp = exported
     data = make_feats_data_dir(tmp_path / "data", LENGTHS)

@@ -16,7 +16,8 @@ threshold/calibration belong to it.
 Output (one line): <score> same|different (LLR <llr> >= / < <t> for P_target <p>; calibration <file>)
 or, without calibration: <score> same|different (threshold <t> from <source>). Exit 0 in both cases.
 With --onnx <exp>/onnx/model.onnx instead of --exp, the exported model runs on onnxruntime without
-torch and decides on the score threshold stored at export (from the exp's threshold.yaml; no LLR yet).
+torch and decides by the same rule on what was exported with it (the exp's threshold.yaml and
+calibration.yaml for those weights); the output names the model file as the source.
 """
 
 from __future__ import annotations
@@ -65,21 +66,23 @@ def _main(argv: list[str] | None = None) -> int:
     if len(args.wavs) < 2:
         parser.error("give at least two recordings: enrolment recording(s), then the test recording")
     if args.onnx:
-        return _verify_onnx(args)
-    from dmha.api import load_model
-    from dmha.experiment import CALIBRATION, THRESHOLD
+        model, sources = _onnx_model(args), (f"{args.onnx} (exported calibration)",
+                                              f"{args.onnx} (exported threshold)")
+    else:
+        from dmha.api import load_model
+        from dmha.experiment import CALIBRATION, THRESHOLD
 
-    model = load_model(args.exp, args.device, max_chunk_frames=args.max_chunk_frames, model=args.model)
+        model = load_model(args.exp, args.device, max_chunk_frames=args.max_chunk_frames, model=args.model)
+        sources = (f"calibration {args.exp}/{CALIBRATION}", f"{args.exp}/{THRESHOLD}")
     embs = _embed_all(model, args)
     v = model.verify(embs[:-1], embs[-1], args.threshold, args.p_target)
     decision = "same" if v.same else "different"
     enrolled = _enrolled(args)
     if v.basis == "llr":
         print(f"{v.score:.4f} {decision} (LLR {v.llr:.3f} {'>=' if v.same else '<'} Bayes threshold "
-              f"{v.threshold:.3f} for P_target {v.p_target:g}; calibration {args.exp}/{CALIBRATION}"
-              f"{enrolled})")
+              f"{v.threshold:.3f} for P_target {v.p_target:g}; {sources[0]}{enrolled})")
     else:
-        source = "--threshold" if args.threshold is not None else f"{args.exp}/{THRESHOLD}"
+        source = "--threshold" if args.threshold is not None else sources[1]
         llr = "" if v.llr is None else f"; LLR {v.llr:.3f}"
         print(f"{v.score:.4f} {decision} (threshold {v.threshold:.4f} from {source}{llr}{enrolled})")
     return 0
@@ -103,8 +106,8 @@ def _embed_all(model, args: argparse.Namespace) -> list:
     return embs
 
 
-def _verify_onnx(args: argparse.Namespace) -> int:
-    """The torch-free path: onnxruntime and the score threshold stored in the exported model."""
+def _onnx_model(args: argparse.Namespace):
+    """The torch-free path: onnxruntime, and the threshold/calibration stored in the exported model."""
     from dmha.common.errors import UserError
     from dmha.export.runtime import OnnxSpeakerModel
 
@@ -113,14 +116,7 @@ def _verify_onnx(args: argparse.Namespace) -> int:
     if args.model != "best.pt":
         raise UserError("--model chooses weights of an exp dir; with --onnx, export them with "
                         "steps/export_onnx.sh --model NAME")
-    model = OnnxSpeakerModel(args.onnx, device=args.device)
-    source = "--threshold" if args.threshold is not None else f"{args.onnx} (exported threshold)"
-    embs = _embed_all(model, args)
-    score, same = model.verify(embs[:-1], embs[-1], args.threshold)
-    thr = args.threshold if args.threshold is not None else model.threshold
-    decision = "same" if same else "different"
-    print(f"{score:.4f} {decision} (threshold {thr:.4f} from {source}{_enrolled(args)})")
-    return 0
+    return OnnxSpeakerModel(args.onnx, device=args.device)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,6 +17,8 @@ MODEL_STEP = "dmha.model_step"    # training step of those weights ("" if unknow
 THRESHOLD = "dmha.threshold"      # the exp's threshold.yaml for these weights ("" if none)
 QUANTIZED = "dmha.quantized"      # "none" | "int8"
 BACKEND = "dmha.backend"          # the exp's scoring back-end for these weights (Backend.to_text; "" if none)
+CALIBRATION = "dmha.calibration"  # JSON {"scale", "offset"}: the exp's calibration.yaml for these weights
+                                  # and back-end (score -> LLR; "" or absent if none)
 
 INPUT_FEATS = "feats"             # (batch, frames, n_mels) float32 RAW log-mels, zero-padded
 INPUT_LENGTHS = "lengths"         # (batch,) int64 valid frames per utterance

@@ -9,8 +9,9 @@ alone-embedding. The log-mel front-end stays outside the graph, in numpy
 ~100 ms for the paper model (bench/bench_onnx.py), and stage 4, which embeds stored features, needs
 the graph without it.
 
-The feature settings, the threshold of these weights and the model section go into the model's
-metadata (:mod:`dmha.export.metadata`), so the .onnx file is all a deployment needs.
+The feature settings, the threshold and calibration of these weights, the scoring back-end and the
+model section go into the model's metadata (:mod:`dmha.export.metadata`), so the .onnx file is all a
+deployment needs.
 
 Why the checks: users of other toolkits' exports report ONNX outputs that differ from PyTorch and
 shape errors with batch/length changes. Every export is run on a padded batch of other shapes than the
@@ -33,7 +34,7 @@ from torch import nn
 
 from dmha.common.errors import UserError
 from dmha.common.fileio import PathLike
-from dmha.experiment import BEST_MODEL, load_exp, model_path, read_threshold
+from dmha.experiment import BEST_MODEL, load_exp, model_path, read_calibration, read_threshold
 from dmha.export import metadata as meta
 from dmha.features.fbank import normalize_features
 
@@ -211,11 +212,14 @@ def export_onnx(exp_dir: PathLike, *, model_file: str = BEST_MODEL, opset: int =
         # threshold computed for another model or back-end is not exported.
         backend = exp.backend.fingerprint() if exp.backend is not None else None
         threshold = read_threshold(exp_dir, exp.best, model_file, backend)
+        calibration = read_calibration(exp_dir, exp.best, model_file, backend)
         props = {meta.FORMAT: meta.FORMAT_VERSION, meta.FEATURES: json.dumps(exp.features.to_dict()),
                  meta.MODEL: json.dumps(exp.config["model"]), meta.EMBED_DIM: str(int(model.embed_dim)),
                  meta.CHECKPOINT: Path(model_file).as_posix(), meta.MODEL_STEP: str(exp.best.get("step", "")),
                  meta.THRESHOLD: "" if threshold is None else repr(float(threshold)), meta.QUANTIZED: "none",
-                 meta.BACKEND: "" if exp.backend is None else exp.backend.to_text()}
+                 meta.BACKEND: "" if exp.backend is None else exp.backend.to_text(),
+                 meta.CALIBRATION: "" if calibration is None else json.dumps(
+                     {"scale": float(calibration.scale), "offset": float(calibration.offset)})}
         _add_metadata(float_path, props)
         x, lengths = _check_batch(n_mels, seed=0)
         with torch.no_grad():

@@ -27,6 +27,8 @@ from dmha.embed.batching import length_batches
 from dmha.export import metadata as meta
 from dmha.features.config import FbankConfig, settings_differences
 from dmha.scoring.backend import Backend, enrolment_items, pair_score
+from dmha.scoring.calibration import Calibration
+from dmha.scoring.decision import Verification, decide
 
 Audio = Union[str, Path, np.ndarray]
 
@@ -50,6 +52,17 @@ def _providers(device: str) -> list[str]:
     if device != "auto":
         raise UserError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N")
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+def _read_calibration(text: str | None, path: Path) -> Calibration | None:
+    if not text:
+        return None
+    try:
+        d = json.loads(text)
+        return Calibration(float(d["scale"]), float(d["offset"]), {"source": str(path)})
+    except (ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{path}: unreadable calibration in the model's metadata ({e}); "
+                        "re-export it") from None
 
 
 class OnnxSpeakerModel:
@@ -87,6 +100,8 @@ class OnnxSpeakerModel:
         # The scoring back-end exported with the weights (mean + LDA [+ PLDA]), applied by score() / verify()
         self.backend = (Backend.from_text(props[meta.BACKEND], str(self.path))
                         if props.get(meta.BACKEND) else None)
+        # score -> LLR of the exp's calibration.yaml, so verify() decides as dmha.load_model(exp) does
+        self.calibration = _read_calibration(props.get(meta.CALIBRATION), self.path)
         self.metadata = dict(props)
         self.batch_frames, self.batch_size = int(batch_frames), int(batch_size)
 
@@ -163,12 +178,18 @@ class OnnxSpeakerModel:
 
         return pair_score(np.stack([embedding(x) for x in enrolment_items(a)]), embedding(b), self.backend)
 
-    def verify(self, a: Audio | Sequence[Audio], b: Audio,
-               threshold: float | None = None) -> tuple[float, bool]:
-        """``(score, same_speaker)`` against ``threshold`` (default: the one exported with the model)."""
-        thr = self.threshold if threshold is None else float(threshold)
-        if thr is None:
-            raise UserError(f"{self.path}: no decision threshold in the model (the exp had no "
-                            "threshold.yaml at export); pass --threshold")
-        s = self.score(a, b)
-        return s, s >= thr
+    def llr(self, a: Audio | Sequence[Audio], b: Audio) -> float:
+        """Calibrated log-likelihood ratio of :meth:`score` (the exp's calibration, exported with it)."""
+        if self.calibration is None:
+            raise UserError(f"{self.path}: no calibration in the model (the exp had no calibration.yaml "
+                            "for these weights at export)")
+        return float(self.calibration.llr(self.score(a, b)))
+
+    def verify(self, a: Audio | Sequence[Audio], b: Audio, threshold: float | None = None,
+               p_target: float | None = None) -> Verification:
+        """Same speaker? The rule of :meth:`dmha.api.SpeakerModel.verify` (one function for both:
+        :func:`dmha.scoring.decision.decide`): ``threshold`` if given, else the Bayes decision on the
+        exported calibration's LLR for ``p_target``, else the exported threshold."""
+        return decide(self.score(a, b), self.calibration, self.threshold, threshold, p_target,
+                      f"{self.path}: no decision threshold or calibration in the model (the exp had "
+                      "neither at export); pass --threshold")
