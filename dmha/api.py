@@ -5,6 +5,7 @@
     e = model.embed("a.wav")                             # np.ndarray (400,), float32
     e2 = model.embed(samples, sr=8000)                   # a 1-D float array in [-1, 1] (resampled)
     s = model.score("a.wav", "b.wav")                    # cosine similarity, embeddings or wav paths
+    s3 = model.score(["a1.wav", "a2.wav"], "b.wav")      # a speaker enrolled with several recordings
     v = model.verify("a.wav", "b.wav")                   # v.same, v.score (cosine), v.llr, v.threshold
     llr = model.llr("a.wav", "b.wav")                    # calibrated log-likelihood ratio
 

@@ -10,7 +10,9 @@ so an utterance gets the same embedding whatever batch it is in.
 
     from dmha.export.runtime import OnnxSpeakerModel
     m = OnnxSpeakerModel("exp/mini_dmha/onnx/model.onnx")
-    e = m.embed("a.wav"); s = m.score("a.wav", "b.wav"); s, same = m.verify("a.wav", "b.wav")
+    e = m.embed("a.wav"); s = m.score("a.wav", "b.wav")
+    v = m.verify("a.wav", "b.wav")      # v.same, v.score, v.llr: the decision of dmha.load_model(exp).verify
+    v3 = m.verify(["a1.wav", "a2.wav", "a3.wav"], "b.wav")   # one speaker enrolled with 3 recordings
 """
 
 from __future__ import annotations
