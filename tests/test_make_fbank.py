@@ -207,6 +207,22 @@ def test_feature_config_is_recorded_and_change_recomputes(tmp_path):
     assert "missing" in check_complete(d, cfg40)
 
 
+def test_feature_settings_of_a_model_config_file(tmp_path):
+    """run.sh passes its --config to stage 1: a model config without features: keeps the paper's."""
+    from dmha.features.stage import load_fbank_config
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("model:\n  heads: 4\ntrain:\n  lr: 1.0e-3\n")
+    assert load_fbank_config(cfg) == FbankConfig()
+    cfg.write_text("features:\n  fmax: 4000\nmodel:\n  heads: 4\n")
+    assert load_fbank_config(cfg) == FbankConfig(fmax=4000)
+    cfg.write_text("n_mels: 40\n")  # a features-only file
+    assert load_fbank_config(cfg) == FbankConfig(n_mels=40)
+    cfg.write_text("features: [1, 2]\n")
+    with pytest.raises(UserError, match="must be a mapping"):
+        load_fbank_config(cfg)
+
+
 def test_segments_file_is_refused_clearly(tmp_path):
     d = tmp_path / "seg"
     write_data_dir(d, {"s-a": "/nonexistent.wav"})

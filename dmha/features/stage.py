@@ -39,8 +39,14 @@ CONFIG_NAME = FEATURE_SETTINGS  # in the data dir: the settings feats.scp was co
 STORAGES: dict[str, int | None] = {"float32": None, "cm2": 3, "cm3": 5}
 
 
+#: Top-level sections of a model/training config (dmha.config) besides ``features:``: a file with any of
+#: them and no ``features:`` is a config that keeps the paper's features.
+_OTHER_CONFIG_SECTIONS = ("model", "loss", "train", "paper")
+
+
 def load_fbank_config(path: PathLike | None) -> FbankConfig:
-    """Feature config from a YAML file (its ``features:`` section, or the whole file); None: defaults."""
+    """Feature config from a YAML file: its ``features:`` section; the defaults for a model config
+    without one (``run.sh --config`` passes every config here); else the whole file. None: defaults."""
     if not path:
         return FbankConfig()
     path = Path(path)
@@ -50,7 +56,14 @@ def load_fbank_config(path: PathLike | None) -> FbankConfig:
         d = yaml.safe_load(f) or {}
     if not isinstance(d, dict):
         raise UserError(f"{path}: expected a YAML mapping")
-    section = d.get("features", d) if "features" in d else d
+    if "features" in d:
+        section = d["features"] or {}
+    elif any(k in d for k in _OTHER_CONFIG_SECTIONS):
+        section = {}
+    else:
+        section = d
+    if not isinstance(section, dict):
+        raise UserError(f"{path}: 'features:' must be a mapping")
     return FbankConfig.from_dict(section)
 
 
