@@ -143,15 +143,12 @@ def _check_inputs(exp_dir: Path, data_dir: Path, backend: str = "torch", onnx_mo
         if not f.is_file():
             raise UserError(f"{f} not found; {hint}")
     if backend == "torch":
-        import yaml
-
-        from dmha.experiment import model_path
+        from dmha.experiment import model_path, read_exp_config
         from dmha.features.config import FbankConfig
         from dmha.features.stage import check_stored_features
 
         model_path(exp_dir, model)  # one clear line if it is missing or not inside the exp dir
-        with open(exp_dir / CONFIG, encoding="utf-8") as f:
-            features = FbankConfig.from_dict((yaml.safe_load(f) or {}).get("features"))
+        features = FbankConfig.from_dict(read_exp_config(exp_dir / CONFIG)["features"])
         check_stored_features(data_dir, features, f"the model in {exp_dir}")
 
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from dmha.bin._cli import run_main
-from dmha.common.fileio import atomic_open
 from dmha.config import load_config
+from dmha.data.datadir import carry_feature_settings
 from dmha.data.lists import prepare_lists
 from dmha.features.config import FbankConfig
-from dmha.features.stage import CONFIG_NAME, check_stored_features
+from dmha.features.stage import check_stored_features
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,11 +42,7 @@ def main(argv: list[str] | None = None) -> int:
                   crop_frames=t["crop_frames"], max_val_trials=args.max_val_trials, seed=t["seed"])
     # the lists point at these features: training checks their record against its config (stage 3 is
     # often re-run alone after a config change)
-    record = Path(args.train_dir) / CONFIG_NAME
-    (Path(args.lists_dir) / CONFIG_NAME).unlink(missing_ok=True)
-    if record.is_file():
-        with atomic_open(Path(args.lists_dir) / CONFIG_NAME) as f:
-            f.write(record.read_text(encoding="utf-8"))
+    carry_feature_settings(args.lists_dir, [args.train_dir])
     return 0
 
 

@@ -631,14 +631,16 @@ def combine_data(dest: PathLike, srcs: Sequence[PathLike]) -> DataDir:
     dd = DataDir(dest, merged)
     write_data_dir(dd, dest)
     if "feats.scp" in names:
-        _combine_feature_settings(dest, [d.path for d in dirs])
+        carry_feature_settings(dest, [d.path for d in dirs])
     return load_data_dir(dest)
 
 
-def _combine_feature_settings(dest: Path, srcs: list[Path]) -> None:
-    """Carry the sources' ``fbank.yaml`` over when they all have the same one, so that training and
-    extraction can still check a combined dir's features against the model's config; otherwise leave
-    it out with a warning (features that differ between sources cannot be described by one record)."""
+def carry_feature_settings(dest: PathLike, srcs: Sequence[PathLike]) -> None:
+    """Give ``dest`` (a combined data dir, a lists dir) the sources' ``fbank.yaml`` when they all have the
+    same one, so that training and extraction can still check its features against the model's config;
+    otherwise none, with a warning if some source had one (features that differ between sources cannot
+    be described by one record). A record ``dest`` had before is replaced or removed."""
+    dest, srcs = Path(dest), [Path(s) for s in srcs]
     stamps = [(s / FEATURE_SETTINGS).read_text(encoding="utf-8") if (s / FEATURE_SETTINGS).is_file() else None
               for s in srcs]
     (dest / FEATURE_SETTINGS).unlink(missing_ok=True)
