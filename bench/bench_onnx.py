@@ -6,7 +6,8 @@
 
 ``speed``: the mini recipe's model (egs/mini/conf/dmha.yaml) and the paper's (egs/voxceleb/conf/
 dmha_k32.yaml: VGG4L 128-1024, DMHA K = 32), random weights (speed does not depend on them), exported
-as steps/export_onnx.sh does (float, and int8 calibrated on random log-mel-like features). One thread
+as steps/export_onnx.sh does (float with ``--winograd auto``, and int8 calibrated on random log-mel-like
+features), plus the float graph with direct convolutions (``--winograd off``) for comparison. One thread
 everywhere (torch.set_num_threads(1), onnxruntime intra/inter-op 1). Real-time factor = CPU time /
 audio duration of the model call (features excluded: the numpy log-mel is timed on its own) for 1-s,
 3.5-s and 10-s inputs, median of ``--reps`` runs after a warm-up; batched throughput = utterances/s of
@@ -36,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from dmha.export.onnx_export import EmbeddingGraph, _export_float, _quantize_int8  # noqa: E402
+from dmha.export.winograd import winograd_tiles, with_winograd  # noqa: E402
 from dmha.models import build_model  # noqa: E402
 
 
@@ -85,9 +87,9 @@ def speed(args: argparse.Namespace) -> None:
     wave = (0.1 * rng.standard_normal(160000)).astype(np.float32)
     t_np = _median_time(lambda: logmel_numpy(wave), args.reps)
     print(f"numpy log-mel front-end: RTF {t_np / 10:.4f} (10-s input)\n")
-    print("| model | input | torch RTF | ORT float RTF | ORT int8 RTF | float vs torch | int8 vs torch |"
-          " int8 vs float | cos(int8, float) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| model | input | torch RTF | ORT float RTF | ORT float direct-conv RTF | ORT int8 RTF | "
+          "float vs torch | direct vs torch | int8 vs torch | int8 vs float | cos(float, torch) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     sizes: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, conf in configs.items():
@@ -96,14 +98,19 @@ def speed(args: argparse.Namespace) -> None:
             cfg = yaml.safe_load(open(conf))["model"]
             torch.manual_seed(0)
             graph = EmbeddingGraph(build_model(cfg, 10).eval(), "cmn").eval()
+            fd = Path(tmp) / f"{name}.direct.onnx"
             fp = Path(tmp) / f"{name}.onnx"
             q = Path(tmp) / f"{name}.int8.onnx"
-            _export_float(graph, 80, fp, 17, name)
+            _export_float(graph, 80, fd, 17, name)
+            tiles = winograd_tiles(graph, "auto")
+            _export_float(with_winograd(graph, tiles), 80, fp, 17, name, fold_constants=not tiles)
             calib = [(rng.normal(8, 2, size=(300, 80))).astype(np.float32) for _ in range(8)]
-            _quantize_int8(fp, q, calib)
-            s_f, s_q = _session(fp), _session(q)
+            _quantize_int8(fd, q, calib)
+            s_f, s_d, s_q = _session(fp), _session(fd), _session(q)
             mb = [p.stat().st_size / 1e6 for p in (fp, q)]
-            sizes.append(f"{name} {mb[0]:.1f} MB float / {mb[1]:.1f} MB int8")
+            layers = ", ".join(f"{k.split('.', 1)[1]} F({m}x{m})" for k, m in tiles.items()) or "none"
+            sizes.append(f"{name} {mb[0]:.1f} MB float ({len(tiles)} Winograd convolutions: {layers})"
+                         f" / {mb[1]:.1f} MB int8")
             rows = [(f"{sec:g} s", 1, int(sec * 100) - 2) for sec in (1.0, 3.5, 10.0)]
             rows.append((f"batch {args.batch} x 3.5 s", args.batch, 348))
             for label, b, t in rows:
@@ -114,16 +121,16 @@ def speed(args: argparse.Namespace) -> None:
                     tt = _median_time(lambda g=graph, x=x, n=lens: g(x, n), args.reps)
                     ref = graph(x, lens).numpy()
                 tf = _median_time(lambda s=s_f, f=feed: s.run(None, f), args.reps)
+                td = _median_time(lambda s=s_d, f=feed: s.run(None, f), args.reps)
                 tq = _median_time(lambda s=s_q, f=feed: s.run(None, f), args.reps)
-                ef, eq = s_f.run(None, feed)[0], s_q.run(None, feed)[0]
-                cos, cos_t = _min_cos(ef, eq), _min_cos(ef, ref)
+                ef = s_f.run(None, feed)[0]
                 audio = b * (t + 2) / 100
                 if b == 1:
-                    cells = [f"{tt / audio:.4f}", f"{tf / audio:.4f}", f"{tq / audio:.4f}"]
+                    cells = [f"{v / audio:.4f}" for v in (tt, tf, td, tq)]
                 else:  # throughput, utterances per second
-                    cells = [f"{b / tt:.2f} utt/s", f"{b / tf:.2f} utt/s", f"{b / tq:.2f} utt/s"]
-                print(f"| {name} | {label} | {' | '.join(cells)} | {tt / tf:.2f}x | {tt / tq:.2f}x | "
-                      f"{tf / tq:.2f}x | {cos:.4f} (float vs torch {cos_t:.6f}) |", flush=True)
+                    cells = [f"{b / v:.2f} utt/s" for v in (tt, tf, td, tq)]
+                print(f"| {name} | {label} | {' | '.join(cells)} | {tt / tf:.2f}x | {tt / td:.2f}x | "
+                      f"{tt / tq:.2f}x | {tf / tq:.2f}x | {_min_cos(ef, ref):.7f} |", flush=True)
     print(f"\nmodel files: {'; '.join(sizes)}. Load average at the end: {os.getloadavg()[0]:.1f}")
 
 
@@ -141,10 +148,12 @@ def parity(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     exp = load_exp(args.exp, "cpu")
     with tempfile.TemporaryDirectory() as tmp:
-        paths = export_onnx(args.exp, quantize="int8", calib_data=args.calib_data, out_dir=Path(tmp) / "onnx")
+        paths = export_onnx(args.exp, quantize="int8", calib_data=args.calib_data, out_dir=Path(tmp) / "onnx",
+                            winograd=args.winograd)
         models = {"onnx float": OnnxSpeakerModel(paths[0], num_threads=args.threads),
                   "onnx int8": OnnxSpeakerModel(paths[1], num_threads=args.threads)}
-        print(f"exp {args.exp} (best step {exp.best.get('step')}), {args.threads} thread(s)\n")
+        print(f"exp {args.exp} (best step {exp.best.get('step')}), {args.threads} thread(s), "
+              f"--winograd {args.winograd}\n")
         print("| set | utts | trials | torch EER % | ONNX float EER % | ONNX int8 EER % | "
               "min cos float/torch | min cos int8/torch |")
         print("|---|---|---|---|---|---|---|---|")
@@ -182,6 +191,9 @@ def main() -> None:
     s.add_argument("--exp", required=True)
     s.add_argument("--calib-data", required=True)
     s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--winograd", choices=("auto", "off", "all"), default="auto",
+                   help="as steps/export_onnx.sh; 'all' puts Winograd into every convolution of a small "
+                        "model too, to check its numerics on real data")
     s.add_argument("data", nargs="+")
     args = p.parse_args()
     speed(args) if args.cmd == "speed" else parity(args)

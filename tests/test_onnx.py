@@ -296,5 +296,6 @@ def test_extraction_uses_the_experiment_file_names():
 def test_export_cli_help_names_its_options():
     shell = run_script(["steps/export_onnx.sh", "--help"]).stdout
     assert "--quantize none|int8" in shell and "--calib-data" in shell and "--model NAME" in shell
+    assert "--winograd auto|off|all" in shell
     module = run_script([sys.executable, "-m", "dmha.bin.export_onnx", "--help"]).stdout
-    assert "--opset" in module and "--calib-data" in module
+    assert "--opset" in module and "--calib-data" in module and "--winograd {auto,off,all}" in module

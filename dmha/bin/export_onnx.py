@@ -25,6 +25,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="best.pt",
                    help="weights file in the exp dir to export (default best.pt; or e.g. avg_last5.pt "
                         "from steps/average_models.sh)")
+    p.add_argument("--winograd", choices=("auto", "off", "all"), default="auto",
+                   help="3x3 convolutions of the float graph computed as Winograd F(4x4 or 2x2, 3x3): auto "
+                        "(default) = those with >= 128 in and >= 256 out channels, where it pays on CPU "
+                        "(the paper model's 6 wide layers; none of the mini model's); off = all direct; "
+                        "all = every one with > 1 input channel. Same results to float rounding")
     p.add_argument("--out-dir", help="output dir (default <exp-dir>/onnx)")
     p.add_argument("exp_dir", help="trained experiment dir (config.yaml, best.pt)")
     return p
@@ -35,7 +40,7 @@ def _main(argv: list[str] | None = None) -> int:
     from dmha.export.onnx_export import export_onnx
 
     written = export_onnx(args.exp_dir, model_file=args.model, opset=args.opset, quantize=args.quantize,
-                          calib_data=args.calib_data, out_dir=args.out_dir)
+                          calib_data=args.calib_data, out_dir=args.out_dir, winograd=args.winograd)
     for path in written:
         print(f"wrote {path}")
     return 0

@@ -19,6 +19,8 @@ QUANTIZED = "dmha.quantized"      # "none" | "int8"
 BACKEND = "dmha.backend"          # the exp's scoring back-end for these weights (Backend.to_text; "" if none)
 CALIBRATION = "dmha.calibration"  # JSON {"scale", "offset"}: the exp's calibration.yaml for these weights
                                   # and back-end (score -> LLR; "" or absent if none)
+WINOGRAD = "dmha.winograd"        # JSON {conv module: tile m}: convolutions computed as Winograd
+                                  # F(m x m, 3 x 3) in this graph ("" or absent: all direct). For information.
 
 INPUT_FEATS = "feats"             # (batch, frames, n_mels) float32 RAW log-mels, zero-padded
 INPUT_LENGTHS = "lengths"         # (batch,) int64 valid frames per utterance

@@ -36,6 +36,7 @@ from dmha.common.errors import UserError
 from dmha.common.fileio import PathLike
 from dmha.experiment import BEST_MODEL, load_exp, model_path, read_calibration, read_threshold
 from dmha.export import metadata as meta
+from dmha.export.winograd import WINOGRAD_MODES, winograd_tiles, with_winograd
 from dmha.features.fbank import normalize_features
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,11 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(a * b, axis=1)
 
 
-def _export_float(graph: EmbeddingGraph, n_mels: int, path: Path, opset: int, what: str) -> None:
+def _export_float(graph: nn.Module, n_mels: int, path: Path, opset: int, what: str,
+                  fold_constants: bool = True) -> None:
+    """Trace ``graph`` to ``path``. ``fold_constants=False`` keeps computations on weights in the graph
+    (the Winograd weight transforms, which onnxruntime folds when it loads the model) so the file stays
+    the size of the 3x3 weights."""
     feats = torch.randn(2, 200, n_mels) + 8
     lengths = torch.tensor([200, 150], dtype=torch.long)
     try:
@@ -86,6 +91,7 @@ def _export_float(graph: EmbeddingGraph, n_mels: int, path: Path, opset: int, wh
             torch.onnx.export(graph, (feats, lengths), str(path),
                               input_names=[meta.INPUT_FEATS, meta.INPUT_LENGTHS],
                               output_names=[meta.OUTPUT], opset_version=opset, dynamo=False,
+                              do_constant_folding=fold_constants,
                               dynamic_axes={meta.INPUT_FEATS: {0: "batch", 1: "frames"},
                                             meta.INPUT_LENGTHS: {0: "batch"}, meta.OUTPUT: {0: "batch"}})
     except Exception as e:  # the exporter raises many types; all mean "this model does not export"
@@ -171,17 +177,21 @@ def _quantize_int8(src: Path, dst: Path, calib: list[np.ndarray]) -> None:
 
 def export_onnx(exp_dir: PathLike, *, model_file: str = BEST_MODEL, opset: int = DEFAULT_OPSET,
                 quantize: str = "none", calib_data: PathLike | None = None,
-                out_dir: PathLike | None = None) -> list[Path]:
+                out_dir: PathLike | None = None, winograd: str = "auto") -> list[Path]:
     """Export ``<exp_dir>``'s model (``model_file``, relative to the exp dir: best.pt, or an average such as
     avg_last5.pt) to ``<out_dir>`` (default ``<exp_dir>/onnx``): ``model.onnx``, and ``model.int8.onnx``
     with ``quantize="int8"`` (calibrated on features of the data dir ``calib_data``). Returns the paths
-    written.
+    written. ``winograd`` (auto | off | all, :func:`dmha.export.winograd.winograd_tiles`) picks the
+    3x3 convolutions the float graph computes as Winograd F(m x m, 3 x 3); the int8 model is always
+    quantised from direct convolutions (its QLinearConv kernels are the fast path there).
     Everything is built in a temporary dir and moved into place only when the float graph has matched
     torch, so a failed export writes nothing."""
     if quantize not in QUANTIZE_MODES:
         raise UserError(f"--quantize {quantize!r}: expected one of {', '.join(QUANTIZE_MODES)}")
     if opset < MIN_OPSET:
         raise UserError(f"--opset {opset}: dmha models need opset >= {MIN_OPSET} (Einsum, per-axis Softmax)")
+    if winograd not in WINOGRAD_MODES:
+        raise UserError(f"--winograd {winograd!r}: expected one of {', '.join(WINOGRAD_MODES)}")
     if quantize == "int8" and not calib_data:
         raise UserError("--quantize int8 needs --calib-data <data-dir>: features (e.g. of the training set) "
                         "to calibrate the int8 activation ranges with")
@@ -200,6 +210,7 @@ def export_onnx(exp_dir: PathLike, *, model_file: str = BEST_MODEL, opset: int =
     pooling = exp.config["model"]["pooling"]
     what = f"{ckpt_path} ({pooling} pooling)"
     graph = EmbeddingGraph(model, exp.norm).eval()
+    tiles = winograd_tiles(graph, winograd)
 
     out_dir = Path(out_dir) if out_dir else exp_dir / "onnx"
     tmp = out_dir.parent / f".{out_dir.name}.tmp.{os.getpid()}"
@@ -207,7 +218,7 @@ def export_onnx(exp_dir: PathLike, *, model_file: str = BEST_MODEL, opset: int =
     tmp.mkdir(parents=True)
     try:
         float_path = tmp / "model.onnx"
-        _export_float(graph, n_mels, float_path, opset, what)
+        _export_float(with_winograd(graph, tiles), n_mels, float_path, opset, what, fold_constants=not tiles)
         # The back-end fitted for these weights goes with them (scores and threshold must agree); a
         # threshold computed for another model or back-end is not exported.
         backend = exp.backend.fingerprint() if exp.backend is not None else None
@@ -219,7 +230,8 @@ def export_onnx(exp_dir: PathLike, *, model_file: str = BEST_MODEL, opset: int =
                  meta.THRESHOLD: "" if threshold is None else repr(float(threshold)), meta.QUANTIZED: "none",
                  meta.BACKEND: "" if exp.backend is None else exp.backend.to_text(),
                  meta.CALIBRATION: "" if calibration is None else json.dumps(
-                     {"scale": float(calibration.scale), "offset": float(calibration.offset)})}
+                     {"scale": float(calibration.scale), "offset": float(calibration.offset)}),
+                 meta.WINOGRAD: json.dumps(tiles) if tiles else ""}
         _add_metadata(float_path, props)
         x, lengths = _check_batch(n_mels, seed=0)
         with torch.no_grad():
@@ -236,12 +248,16 @@ def export_onnx(exp_dir: PathLike, *, model_file: str = BEST_MODEL, opset: int =
         names = ["model.onnx"]
         if quantize == "int8":
             q_path = tmp / "model.int8.onnx"
+            direct_path = float_path
+            if tiles:  # quantise the direct convolutions (QLinearConv), not the Winograd products
+                direct_path = tmp / "direct.onnx"
+                _export_float(graph, n_mels, direct_path, opset, what)
             try:
-                _quantize_int8(float_path, q_path, calib)
+                _quantize_int8(direct_path, q_path, calib)
             except Exception as e:
                 raise UserError(f"{what}: int8 quantisation failed ({type(e).__name__}: {_first_line(e)})") \
                     from None
-            _add_metadata(q_path, {**props, meta.QUANTIZED: "int8"})
+            _add_metadata(q_path, {**props, meta.QUANTIZED: "int8", meta.WINOGRAD: ""})
             cos_q = float(_cosines(ref, _run(q_path, x, lengths)).min())
             log.info("int8 model vs torch on the check batch: min cosine %.5f", cos_q)
             names.append("model.int8.onnx")
@@ -252,7 +268,8 @@ def export_onnx(exp_dir: PathLike, *, model_file: str = BEST_MODEL, opset: int =
             written.append(out_dir / name)
         if quantize == "none":
             (out_dir / "model.int8.onnx").unlink(missing_ok=True)  # an int8 model of older weights
-        log.info("exported %s: float graph vs torch min cosine %.7f on a padded check batch", what, worst)
+        log.info("exported %s: float graph (%d Winograd convolutions) vs torch min cosine %.7f on a padded "
+                 "check batch", what, len(tiles), worst)
         return written
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
