@@ -103,7 +103,7 @@ def speed(args: argparse.Namespace) -> None:
             q = Path(tmp) / f"{name}.int8.onnx"
             _export_float(graph, 80, fd, 17, name)
             tiles = winograd_tiles(graph, "auto")
-            _export_float(with_winograd(graph, tiles), 80, fp, 17, name, fold_constants=not tiles)
+            _export_float(with_winograd(graph, tiles), 80, fp, 17, name)
             calib = [(rng.normal(8, 2, size=(300, 80))).astype(np.float32) for _ in range(8)]
             _quantize_int8(fd, q, calib)
             s_f, s_d, s_q = _session(fp), _session(fd), _session(q)

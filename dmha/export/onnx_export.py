@@ -78,11 +78,7 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(a * b, axis=1)
 
 
-def _export_float(graph: nn.Module, n_mels: int, path: Path, opset: int, what: str,
-                  fold_constants: bool = True) -> None:
-    """Trace ``graph`` to ``path``. ``fold_constants=False`` keeps computations on weights in the graph
-    (the Winograd weight transforms, which onnxruntime folds when it loads the model) so the file stays
-    the size of the 3x3 weights."""
+def _export_float(graph: nn.Module, n_mels: int, path: Path, opset: int, what: str) -> None:
     feats = torch.randn(2, 200, n_mels) + 8
     lengths = torch.tensor([200, 150], dtype=torch.long)
     try:
@@ -91,7 +87,6 @@ def _export_float(graph: nn.Module, n_mels: int, path: Path, opset: int, what: s
             torch.onnx.export(graph, (feats, lengths), str(path),
                               input_names=[meta.INPUT_FEATS, meta.INPUT_LENGTHS],
                               output_names=[meta.OUTPUT], opset_version=opset, dynamo=False,
-                              do_constant_folding=fold_constants,
                               dynamic_axes={meta.INPUT_FEATS: {0: "batch", 1: "frames"},
                                             meta.INPUT_LENGTHS: {0: "batch"}, meta.OUTPUT: {0: "batch"}})
     except Exception as e:  # the exporter raises many types; all mean "this model does not export"
@@ -218,7 +213,7 @@ def export_onnx(exp_dir: PathLike, *, model_file: str = BEST_MODEL, opset: int =
     tmp.mkdir(parents=True)
     try:
         float_path = tmp / "model.onnx"
-        _export_float(with_winograd(graph, tiles), n_mels, float_path, opset, what, fold_constants=not tiles)
+        _export_float(with_winograd(graph, tiles), n_mels, float_path, opset, what)
         # The back-end fitted for these weights goes with them (scores and threshold must agree); a
         # threshold computed for another model or back-end is not exported.
         backend = exp.backend.fingerprint() if exp.backend is not None else None
