@@ -5,7 +5,8 @@
 # espeak-ng, 40-60 utterances each with varied text, rate and pitch, noise (5-20 dB SNR) and room
 # reverberation on a part of them -> <data>/mini_train, mini_val, mini_test (disjoint speakers, split
 # by seed and stratified by sex). With --rhvoice true, RHVoice voices (one recorded person each) join
-# mini_train and mini_val, synthesized and augmented alike (mini_test and real_test unchanged). Real speech: the Asterisk telephone prompts (7 persons) ->
+# mini_train and mini_val, synthesized and augmented alike (mini_test and real_test unchanged); with
+# --pico true the six SVOX Pico voices (six female persons) likewise. Real speech: the Asterisk telephone prompts (7 persons) ->
 # <data>/real_test. Test and validation sets get trials. Everything fetched from Debian lands in
 # --download-dir (private apt configuration, nothing installed), so a rerun needs no network; a
 # complete build leaves a stamp and a rerun with the same options only prints the summary.
@@ -26,6 +27,8 @@ n_real_test=8          # real2_test speakers (version 5)
 rhvoice=false          # RHVoice synthetic voices (32 persons) in mini_train and mini_val
 rhv_voices=            # comma-separated RHVoice persons (empty: all 32); toy runs use a few
 n_rhv_val=4            # RHVoice validation speakers
+pico=false             # SVOX Pico synthetic voices (6 female persons) in mini_train and mini_val
+n_pico_val=2           # Pico validation speakers
 download_dir=downloads
 
 help_message="Usage: $0 [options] <data-dir>
@@ -52,6 +55,10 @@ Options:
                          mini_test, real_test, real2_test unchanged (default $rhvoice)
   --rhv-voices LIST      comma-separated RHVoice persons, e.g. slt,anna,magda (default: all 32)
   --n-rhv-val N          RHVoice validation speakers, 0 or >= 2 (default $n_rhv_val)
+  --pico BOOL            add the six SVOX Pico voices (en-US, en-GB, de, es, fr, it; six female persons;
+                         Apache-2.0; the PyPI package py-nanotts is installed into the venv) to mini_train
+                         and mini_val; mini_test, real_test, real2_test unchanged (default $pico)
+  --n-pico-val N         Pico validation speakers, 0 or 2-5 (default $n_pico_val)
   --download-dir DIR     cache of fetched Debian packages (default $download_dir)
 Needs Debian's apt (apt-get, dpkg) the first time, to fetch espeak-ng/mbrola (when not installed), the
 mbrola-* voices and the Asterisk prompt packages without installing them (local/fetch_debs.sh).
@@ -81,6 +88,7 @@ params="version=$version seed=$seed voices=$voices utts_per_spk=$utts_per_spk n_
 params="$params real_test=$real_test real_max_utts=$real_max_utts"
 $real_voices && params="$params real_train_utts=$real_train_utts n_real_val=$n_real_val n_real_test=$n_real_test"
 $rhvoice && params="$params rhvoice=true rhv_voices=$rhv_voices n_rhv_val=$n_rhv_val"
+$pico && params="$params pico=true n_pico_val=$n_pico_val"
 stamp=$data/.mini_corpus.done
 summary=$data/mini_audio/summary.txt
 
@@ -135,12 +143,17 @@ if $rhvoice; then
   "$local_dir/fetch_debs.sh" --with-deps true "$download_dir/rhvoice" "${rhv_pkgs[@]}"
   echo "$0: RHVoice packages ready in $(( $(date +%s) - t_fetch )) s" >&2
 fi
+if $pico && ! python -c "import py_nanotts" 2>/dev/null; then
+  # The voices and the synthesizer come in one PyPI wheel; pip's cache serves reruns.
+  python -m pip install -q "py-nanotts==0.1.1"
+fi
 
 # --- build ---------------------------------------------------------------------------------------
 opts=(--seed "$seed" --nj "$nj" --voices "$voices" --utts-per-spk "$utts_per_spk" --real-test "$real_test"
       --real-max-utts "$real_max_utts" --download-dir "$download_dir" --real-voices "$real_voices"
       --real-train-utts "$real_train_utts" --n-real-val "$n_real_val" --n-real-test "$n_real_test"
-      --rhvoice "$rhvoice" --rhv-voices "$rhv_voices" --n-rhv-val "$n_rhv_val")
+      --rhvoice "$rhvoice" --rhv-voices "$rhv_voices" --n-rhv-val "$n_rhv_val"
+      --pico "$pico" --n-pico-val "$n_pico_val")
 [ -n "$n_test" ] && opts+=(--n-test "$n_test")
 [ -n "$n_val" ] && opts+=(--n-val "$n_val")
 python -m dmha.bin.make_mini_corpus "${opts[@]}" "$data" > "$summary.tmp"

@@ -2,7 +2,8 @@
 
 Writes <data>/mini_train, <data>/mini_val, <data>/mini_test (+ trials) and, with --real-test,
 <data>/real_test (+ trials); audio under <data>/mini_audio/. With --rhvoice, RHVoice persons join
-mini_train and mini_val (audio under <data>/mini_audio/rhvoice/). Prints speaker, utterance, hour and
+mini_train and mini_val (audio under <data>/mini_audio/rhvoice/), with --pico the SVOX Pico voices
+(<data>/mini_audio/pico/). Prints speaker, utterance, hour and
 trial counts per set. ``--print-packages`` only lists the Debian voice packages the chosen voices need
 (``--print-rhvoice-packages``: those of the RHVoice voices, fetched with their dependencies).
 """
@@ -17,8 +18,9 @@ from pathlib import Path
 from dmha.bin._cli import run_main
 from dmha.common.errors import UserError
 from dmha.common.fileio import read_kv, write_kv
-from dmha.corpus import asterisk, real_sources, rhvoice
+from dmha.corpus import asterisk, pico, real_sources, rhvoice
 from dmha.corpus.mini import (
+    Engine,
     SynthConfig,
     augment_speakers,
     build_synthetic,
@@ -82,6 +84,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rhv-voices", default="",
                    help="comma-separated RHVoice persons, e.g. slt,anna,magda (default: all 32)")
     p.add_argument("--n-rhv-val", type=int, default=4, help="RHVoice validation speakers (default 4)")
+    p.add_argument("--pico", choices=("true", "false"), default="false",
+                   help="add the 6 SVOX Pico voices (6 female persons; Python package py-nanotts) to train "
+                        "and validation (default false)")
+    p.add_argument("--n-pico-val", type=int, default=2, help="Pico validation speakers (default 2)")
     p.add_argument("--print-packages", action="store_true",
                    help="print the Debian packages needed for --voices (and --real-test) and exit")
     p.add_argument("--print-rhvoice-packages", action="store_true",
@@ -125,22 +131,20 @@ def _clean_pool(clean_dir: Path, speakers: list[str]) -> list[str]:
     return [str(p) for s in sorted(speakers) for p in sorted((clean_dir / s).glob("*.wav"))]
 
 
-def add_rhvoice(args: argparse.Namespace, data_dir: Path, audio_dir: Path, dl: Path, cfg: SynthConfig,
-                mbrola_split: dict[str, list[str]], stats: dict[str, dict]) -> None:
-    """RHVoice persons: synthesized, augmented like the MBROLA voices, added to mini_train and mini_val.
+def add_synthetic_persons(args: argparse.Namespace, data_dir: Path, audio_dir: Path, engine: Engine,
+                          voices: list, split: dict[str, list[str]], cfg: SynthConfig,
+                          mbrola_split: dict[str, list[str]], stats: dict[str, dict], name: str) -> None:
+    """Voices of another synthesizer (one recorded person each): synthesized, augmented like the MBROLA
+    voices, added to mini_train and mini_val; audio under ``<audio_dir>/<name>``.
 
-    Babble noise of an RHVoice utterance comes from the other speakers (MBROLA and RHVoice) of its own
-    split, as for the MBROLA voices; the MBROLA audio and mini_test are not touched.
+    Babble noise of such an utterance comes from the other speakers (MBROLA and this synthesizer's) of
+    its own split, as for the MBROLA voices; the MBROLA audio and mini_test are not touched.
     """
-    voices = rhvoice.select_rhvoice_voices([v for v in args.rhv_voices.replace(",", " ").split() if v])
-    split = rhvoice.split_rhvoice(voices, args.seed, args.n_rhv_val)
-    log.info("RHVoice split (seed %d): train %d, val %d: val=%s", args.seed, len(split["train"]),
+    log.info("%s split (seed %d): train %d, val %d: val=%s", name, args.seed, len(split["train"]),
              len(split["val"]), ",".join(split["val"]))
-    root = audio_dir / "rhvoice"
+    root = audio_dir / name
     write_kv(root / "speaker_split", {p: " ".join(s) for p, s in split.items()}, sort=False)
-    engine = rhvoice.setup_rhvoice(dl / "rhvoice", root / "home", voices)
-    rcfg = rhvoice.rhvoice_config(cfg)
-    clean = synthesize_voices(engine, voices, args.seed, args.nj, rcfg, root / "clean", "RHVoice synthesis")
+    clean = synthesize_voices(engine, voices, args.seed, args.nj, cfg, root / "clean", f"{name} synthesis")
     write_kv(root / "utt2text", {uid: text for rows in clean.values() for uid, _, _, text in rows})
     pools, order = {}, []
     for part in ("train", "val"):
@@ -148,13 +152,34 @@ def add_rhvoice(args: argparse.Namespace, data_dir: Path, audio_dir: Path, dl: P
         for spk in split[part]:
             pools[spk] = mbrola_pool + [p for o in split[part] if o != spk for _, p, _, _ in clean[o]]
             order.append(spk)
-    final = augment_speakers(clean, order, pools, args.seed, args.nj, rcfg, root / "wav")
+    final = augment_speakers(clean, order, pools, args.seed, args.nj, cfg, root / "wav")
     write_kv(root / "utt2aug", {uid: d for rows in final.values() for uid, _, _, d in rows})
     sexes = {v.db: v.sex for v in voices}
-    for part, name in (("train", "mini_train"), ("val", "mini_val")):
+    for part, set_name in (("train", "mini_train"), ("val", "mini_val")):
         if split[part]:
             seed = args.seed if part == "val" else None
-            stats[name] = extend_set(data_dir, name, {s: final[s] for s in split[part]}, sexes, seed, args)
+            stats[set_name] = extend_set(data_dir, set_name, {s: final[s] for s in split[part]}, sexes, seed,
+                                         args)
+
+
+def add_rhvoice(args: argparse.Namespace, data_dir: Path, audio_dir: Path, dl: Path, cfg: SynthConfig,
+                mbrola_split: dict[str, list[str]], stats: dict[str, dict]) -> None:
+    """RHVoice persons (``--rhvoice true``), see :func:`add_synthetic_persons`."""
+    voices = rhvoice.select_rhvoice_voices([v for v in args.rhv_voices.replace(",", " ").split() if v])
+    split = rhvoice.split_rhvoice(voices, args.seed, args.n_rhv_val)
+    engine = rhvoice.setup_rhvoice(dl / "rhvoice", audio_dir / "rhvoice" / "home", voices)
+    add_synthetic_persons(args, data_dir, audio_dir, engine, voices, split, rhvoice.rhvoice_config(cfg),
+                          mbrola_split, stats, "rhvoice")
+
+
+def add_pico(args: argparse.Namespace, data_dir: Path, audio_dir: Path, cfg: SynthConfig,
+             mbrola_split: dict[str, list[str]], stats: dict[str, dict]) -> None:
+    """SVOX Pico persons (``--pico true``), see :func:`add_synthetic_persons`."""
+    voices = pico.all_pico_voices()
+    split = pico.split_pico(voices, args.seed, args.n_pico_val)
+    engine = pico.setup_pico(voices)
+    add_synthetic_persons(args, data_dir, audio_dir, engine, voices, split, pico.pico_config(cfg),
+                          mbrola_split, stats, "pico")
 
 
 def add_real_voices(args: argparse.Namespace, data_dir: Path, audio_dir: Path, dl: Path,
@@ -214,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
         t1 = time.time()
         add_rhvoice(args, data_dir, audio_dir, dl, cfg, split, stats)
         log.info("RHVoice voices done in %.0f s", time.time() - t1)
+    if args.pico == "true":
+        t1 = time.time()
+        add_pico(args, data_dir, audio_dir, cfg, split, stats)
+        log.info("Pico voices done in %.0f s", time.time() - t1)
     if args.real_voices == "true":
         t1 = time.time()
         add_real_voices(args, data_dir, audio_dir, dl, stats)
