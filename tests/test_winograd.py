@@ -125,6 +125,15 @@ def test_winograd_export_gives_torch_embeddings_and_padding_invariance(wide_exp,
     assert {p.key: p.value for p in q_model.metadata_props}[meta.WINOGRAD] == ""
 
 
+def test_winograd_exports_at_the_lowest_opset(wide_exp, tmp_path):
+    from dmha.export.runtime import OnnxSpeakerModel
+
+    exp, _ = wide_exp
+    path = export_onnx(exp, winograd="all", opset=14, out_dir=tmp_path / "o14")[0]  # checked against torch
+    feats = [np.random.default_rng(3).normal(8, 2, size=(t, 80)).astype(np.float32) for t in (9, 40)]
+    assert OnnxSpeakerModel(path).embed_features(feats).shape == (2, 400)
+
+
 def test_bad_winograd_mode_is_one_line_and_writes_nothing(wide_exp, tmp_path):
     exp, _ = wide_exp
     with pytest.raises(UserError, match="--winograd 'fast': expected one of auto, off, all"):
