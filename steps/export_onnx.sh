@@ -21,7 +21,8 @@ Options:
   --winograd auto|off|all the float graph computes wide 3x3 convolutions as Winograd F(4x4 or 2x2, 3x3):
                           auto (default) where it pays on CPU (>= 128 in, >= 256 out channels: the paper
                           model's 6 wide layers, none of the mini model's), off, or all; same results to
-                          float rounding (checked against torch at export)
+                          float rounding (checked against torch at export); use off for GPU/vendor
+                          execution providers, which pick their own convolution algorithms
 Run the result with: dmha-embed --onnx <exp-dir>/onnx/model.onnx ..., dmha-verify --onnx ...,
   steps/extract_embeddings.sh --backend onnx ...
 Example:
