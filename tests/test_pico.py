@@ -71,7 +71,7 @@ def test_engine_speaks_16k_follows_the_rate_and_repeats(engine):
 
 
 def test_a_voice_that_cannot_speak_is_named(engine):
-    bad = pico.PicoVoice("pico-xx", "xx-XX", "en", "none")
+    bad = pico.PicoVoice("pico-xx", "xx-XX", "en")
     with pytest.raises(UserError, match=r"Pico voice xx-XX \(pico-xx\) cannot synthesize"):
         pico.setup_pico([bad])
 

@@ -24,6 +24,7 @@ from dmha.corpus.mini import (
     SynthConfig,
     augment_speakers,
     build_synthetic,
+    in_percent_units,
     pool_map,
     summarize,
     synthesize_voices,
@@ -168,7 +169,7 @@ def add_rhvoice(args: argparse.Namespace, data_dir: Path, audio_dir: Path, dl: P
     voices = rhvoice.select_rhvoice_voices([v for v in args.rhv_voices.replace(",", " ").split() if v])
     split = rhvoice.split_rhvoice(voices, args.seed, args.n_rhv_val)
     engine = rhvoice.setup_rhvoice(dl / "rhvoice", audio_dir / "rhvoice" / "home", voices)
-    add_synthetic_persons(args, data_dir, audio_dir, engine, voices, split, rhvoice.rhvoice_config(cfg),
+    add_synthetic_persons(args, data_dir, audio_dir, engine, voices, split, in_percent_units(cfg),
                           mbrola_split, stats, "rhvoice")
 
 
@@ -178,7 +179,7 @@ def add_pico(args: argparse.Namespace, data_dir: Path, audio_dir: Path, cfg: Syn
     voices = pico.all_pico_voices()
     split = pico.split_pico(voices, args.seed, args.n_pico_val)
     engine = pico.setup_pico(voices)
-    add_synthetic_persons(args, data_dir, audio_dir, engine, voices, split, pico.pico_config(cfg),
+    add_synthetic_persons(args, data_dir, audio_dir, engine, voices, split, in_percent_units(cfg),
                           mbrola_split, stats, "pico")
 
 

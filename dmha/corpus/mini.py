@@ -18,7 +18,7 @@ import multiprocessing as mp
 import tempfile
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -53,6 +53,16 @@ class SynthConfig:
     rt60_range: tuple[float, float] = (0.2, 0.9)
     p_telephone: float = 0.1
     level_range: tuple[float, float] = (-32.0, -18.0)  # dBFS RMS
+
+
+def in_percent_units(cfg: SynthConfig) -> SynthConfig:
+    """``cfg`` with rate and pitch in percent of the voice's own (100 = normal), for the synthesizers
+    that take them so (RHVoice, SVOX Pico).
+
+    espeak-ng's 120-210 words per minute around its 175 are 69-120 % of the normal rate; pitch varies
+    +-15 % around the voice's own. Counts, durations and the augmentation stay the MBROLA voices'.
+    """
+    return replace(cfg, rate_range=(70, 120), pitch_range=(85, 115))
 
 
 def utt_rng(seed: int, spk: str, index: int, stream: int) -> np.random.Generator:

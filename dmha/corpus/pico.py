@@ -15,7 +15,6 @@ and are passed to Pico as multipliers.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import os
 import sys
@@ -26,21 +25,20 @@ from pathlib import Path
 import numpy as np
 
 from dmha.common.errors import UserError
-from dmha.corpus.mini import SynthConfig
 from dmha.corpus.synth import run_to_wav
 from dmha.corpus.voices import split_speakers
 
 PACKAGE = "py-nanotts==0.1.1"
 SAMPLE_RATE = 16000
 
-# id, Pico voice, text language of dmha.corpus.text, lingware speaker tag (the *_sg.bin file)
+# id, Pico voice, text language of dmha.corpus.text (lingware speakers lh0, kh0, gl0, zl0, nk0, cm0)
 _TABLE = """
-pico-en-us en-US en lh0
-pico-en-gb en-GB en kh0
-pico-de    de-DE de gl0
-pico-es    es-ES es zl0
-pico-fr    fr-FR fr nk0
-pico-it    it-IT it cm0
+pico-en-us en-US en
+pico-en-gb en-GB en
+pico-de    de-DE de
+pico-es    es-ES es
+pico-fr    fr-FR fr
+pico-it    it-IT it
 """
 
 # A first guess of seconds per word at rate 100 % (the fit in synth_utterance corrects it).
@@ -54,7 +52,6 @@ class PicoVoice:
     db: str
     voice: str          # Pico's voice name, e.g. en-US
     lang: str
-    speaker_tag: str
     sex: str = "f"
 
     @property
@@ -74,12 +71,7 @@ class PicoVoice:
 def all_pico_voices() -> list[PicoVoice]:
     """The six voices, sorted by speaker id."""
     rows = [line.split() for line in _TABLE.strip().splitlines()]
-    return sorted((PicoVoice(db, voice, lang, tag) for db, voice, lang, tag in rows), key=lambda v: v.db)
-
-
-def pico_config(cfg: SynthConfig) -> SynthConfig:
-    """The MBROLA voices' config with rate and pitch in percent of the voice's own (as for RHVoice)."""
-    return dataclasses.replace(cfg, rate_range=(70, 120), pitch_range=(85, 115))
+    return sorted((PicoVoice(db, voice, lang) for db, voice, lang in rows), key=lambda v: v.db)
 
 
 def split_pico(voices: list[PicoVoice], seed: int, n_val: int) -> dict[str, list[str]]:

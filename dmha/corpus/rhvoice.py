@@ -20,7 +20,6 @@ Output is 24 kHz; :func:`dmha.corpus.synth.to_16k` resamples it. Rate and pitch 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import tempfile
@@ -30,7 +29,6 @@ from pathlib import Path
 import numpy as np
 
 from dmha.common.errors import UserError
-from dmha.corpus.mini import SynthConfig
 from dmha.corpus.synth import _multiarch_lib_dirs, run_to_wav
 from dmha.corpus.voices import split_speakers
 
@@ -156,15 +154,6 @@ def select_rhvoice_voices(names: list[str] | None) -> list[RHVoiceVoice]:
 def packages(voices: list[RHVoiceVoice]) -> list[str]:
     """Debian packages for these voices: the program, its libraries, one package per language."""
     return list(BASE_PACKAGES) + sorted({v.package for v in voices})
-
-
-def rhvoice_config(cfg: SynthConfig) -> SynthConfig:
-    """The MBROLA voices' config with rate and pitch in RHVoice's percent units.
-
-    espeak-ng's 120-210 words per minute around its 175 are 69-120 % of the normal rate; pitch varies
-    +-15 % around the voice's own. Counts, durations and the augmentation stay the MBROLA voices'.
-    """
-    return dataclasses.replace(cfg, rate_range=(70, 120), pitch_range=(85, 115))
 
 
 def split_rhvoice(voices: list[RHVoiceVoice], seed: int, n_val: int) -> dict[str, list[str]]:
