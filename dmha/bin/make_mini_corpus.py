@@ -22,6 +22,7 @@ from dmha.corpus import asterisk, pico, real_sources, rhvoice
 from dmha.corpus.mini import (
     Engine,
     SynthConfig,
+    SynthVoice,
     augment_speakers,
     build_synthetic,
     in_percent_units,
@@ -133,7 +134,7 @@ def _clean_pool(clean_dir: Path, speakers: list[str]) -> list[str]:
 
 
 def add_synthetic_persons(args: argparse.Namespace, data_dir: Path, audio_dir: Path, engine: Engine,
-                          voices: list, split: dict[str, list[str]], cfg: SynthConfig,
+                          voices: list[SynthVoice], split: dict[str, list[str]], cfg: SynthConfig,
                           mbrola_split: dict[str, list[str]], stats: dict[str, dict], name: str) -> None:
     """Voices of another synthesizer (one recorded person each): synthesized, augmented like the MBROLA
     voices, added to mini_train and mini_val; audio under ``<audio_dir>/<name>``.
