@@ -10,12 +10,15 @@ steps=20           # timed optimizer steps per training check (micro-batch 64 x 
 sim_utts=200000    # simulator: utterances (5,994 speakers; full VoxCeleb2 dev: 1092009)
 dense_gb=4         # simulator: GB of archives with data (the loader reads these)
 skip_pytest=false
+skip_recipe=false
 
 help_message="Usage: $0 [options]
   Prints a markdown table: the CUDA-marked tests (pytest -m gpu); the paper model's training samples/s
   (float32 and bf16 autocast) with the real data loader (partial reads) on simulator archives
   (bench/scale_sim.py), with the share of time spent waiting for data and the GPU utilisation; peak GPU
-  memory at the paper's batch 64 x 2; embedding extraction batched vs batch-1 (bench/bench_extract.py).
+  memory at the paper's batch 64 x 2; embedding extraction batched vs batch-1 (bench/bench_extract.py);
+  the recipe itself, run.sh --corpus voxceleb stages 0-5 with --device on a tiny fake VoxCeleb tree (wav,
+  toy model): the training smoke test on the device.
   Budget: <= 8 minutes on one GPU. Files under --workdir (simulator archives: ~dense_gb GB on disk).
 Options:
   --dry-run true|false   tiny model, tiny simulator, CPU: checks the plumbing in seconds (default $dry_run)
@@ -26,6 +29,7 @@ Options:
   --sim-utts N           simulator utterances (default $sim_utts)
   --dense-gb X           simulator GB with data (default $dense_gb)
   --skip-pytest true|false  leave out pytest -m gpu (default $skip_pytest)
+  --skip-recipe true|false  leave out the run.sh smoke test (default $skip_recipe)
   On a GPU machine whose python already has a CUDA build of torch (and pytest): DMHA_NO_VENV=1 $0
 Example:
   bench/gpu_check.sh 2>&1 | tee gpu_check.md
@@ -93,7 +97,49 @@ done
 log "extraction batched vs batch-1: ${extract_args[*]}"
 python bench/bench_extract.py "${extract_args[@]}" > "$out/extract.md"
 
-python - "$out" "$pytest_row" "$dry_run" <<'EOF'
+# The recipe as users run it, on the device: stages 0-5 of run.sh in a scratch copy of its entry points
+# (data/ and exp/ land there), on a fake VoxCeleb tree of wav files (tests/voxceleb_fixtures.py: no ffmpeg).
+recipe_row="| run.sh --corpus voxceleb stages 0-5 (toy) | skipped (--skip-recipe) |"
+if [ "$skip_recipe" != true ]; then
+  smoke="$workdir/recipe"
+  log "recipe smoke test: run.sh --corpus voxceleb --stage 0 --device $device in $smoke"
+  rm -rf "$smoke"
+  mkdir -p "$smoke/work"
+  python - "$smoke/vox" <<'EOF'
+import sys
+from pathlib import Path
+
+sys.path.insert(0, "tests")
+from voxceleb_fixtures import make_fake_voxceleb
+
+make_fake_voxceleb(Path(sys.argv[1]), m4a=False)
+EOF
+  for src in "$root"/*; do
+    case "$(basename "$src")" in data|exp|fbank|mfcc) ;; *) ln -s "$src" "$smoke/work/" ;; esac
+  done
+  cat > "$smoke/work/toy.yaml" <<'EOF'
+model: {channels: [4, 8, 8, 16], pooling: dmha, heads: 4, embed_dim: 32}
+loss: {type: amsoftmax, scale: 30, margin: 0.4}
+train: {crop_frames: 50, min_frames: 20, batch_size: 8, grad_accum: 1, lr: 1.0e-3, max_epochs: 2,
+        ckpt_every_steps: 10, log_every_steps: 1, num_threads: 1}
+EOF
+  recipe_device=$device
+  set +e
+  (cd "$smoke/work" && VOX_PREP_OPTS="--val-speakers 2 --max-missing-pct 10" VOX_TEST_SETS="vox1_O" \
+    bash run.sh --corpus voxceleb --vox1 "$smoke/vox/voxceleb1" --vox2 "$smoke/vox/voxceleb2" --stage 0 \
+    --config toy.yaml --nj 2 --device "$recipe_device") > "$out/recipe.log" 2>&1
+  rc=$?
+  set -e
+  exp_dir="$smoke/work/exp/voxceleb_toy"
+  trained_on=$( (grep -ho "device [^ ]*$\|precision: .*" "$exp_dir/train.log" 2>/dev/null || true) | head -n 2 |
+    paste -sd, -)
+  eer=$(awk -F'\t' 'NR == 1 {for (i = 1; i <= NF; i++) if ($i == "eer") c = i}
+                    NR > 1 && $1 == "vox1_O" && c {print $c; exit}' "$exp_dir/results.tsv" 2>/dev/null || true)
+  recipe_row="| run.sh --corpus voxceleb stages 0-5 (toy model, fake wav tree, --device $recipe_device) | exit $rc;"
+  recipe_row+=" training log: ${trained_on:-(no device/precision line)}; vox1_O EER ${eer:-none} % (toy: no meaning) |"
+fi
+
+python - "$out" "$pytest_row" "$dry_run" "$recipe_row" <<'EOF'
 import json, sys
 from pathlib import Path
 
@@ -117,5 +163,6 @@ for line in rows[1:]:
 for line in (out / "extract.md").read_text().splitlines():
     if line.startswith("speed-up batched"):
         print(f"| extraction {line.split(';')[0]} (issue 5 target: >= 5x) | {line.split(';', 1)[1].strip()} |")
+print(sys.argv[4])
 EOF
 log "done (results in $out)"

@@ -1,5 +1,6 @@
 """bench/gpu_check.sh --dry-run: the GPU check's plumbing (simulator -> real loader with partial reads ->
-training step in float32 and bf16 -> extraction bench -> one table) runs end to end on CPU.
+training step in float32 and bf16 -> extraction bench -> run.sh smoke test -> one table) runs end to end
+on CPU.
 
 Slow (tens of seconds on an idle 2-core machine): it starts seven Python processes that each import torch.
 """
@@ -40,6 +41,11 @@ def test_dry_run_prints_every_row_of_the_table(tmp_path):
         if line.startswith("| training"):
             rate = float(line.split("| ")[2].split(" samples/s")[0])
             assert rate > 0
+    # The recipe smoke test ran run.sh stages 0-5 to the end on the fake tree, and its training ran on
+    # the device the check was given.
+    recipe = next(line for line in table if line.startswith("| run.sh --corpus voxceleb stages 0-5"))
+    assert "| exit 0;" in recipe and "training log: device cpu,precision: float32" in recipe, recipe
+    assert (tmp_path / "recipe" / "work" / "exp" / "voxceleb_toy" / "best.pt").is_file()
     # The training check really read the simulator's archives through the partial-read path.
     assert (tmp_path / "sim" / "vox2_train" / "lists" / "train.list").is_file()
     assert '"partial_reads": true' in (tmp_path / "results" / "train_bf16_true.json").read_text()
