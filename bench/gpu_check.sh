@@ -74,7 +74,7 @@ pytest_row="| pytest -m gpu | skipped (--skip-pytest) |"
 if [ "$skip_pytest" != true ]; then
   log "pytest -m gpu"
   set +e
-  python -m pytest -q -m gpu tests/test_cuda.py tests/test_features.py -p no:cacheprovider \
+  python -m pytest -q -rs -m gpu tests/test_cuda.py tests/test_features.py tests/test_train.py -p no:cacheprovider \
     > "$out/pytest_gpu.log" 2>&1
   rc=$?
   set -e

@@ -57,6 +57,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "num_workers": 0,            # DataLoader worker processes per training process
     "num_threads": 0,            # torch intra-op threads per process (0: torch's default)
     "bf16": False,               # bf16 autocast: true | false | auto (native bf16 only; models/precision)
+    "deterministic": False,      # CUDA: deterministic cuDNN/cuBLAS kernels, bit-identical reruns/resumes
     "val_max_frames": 20000,     # padded frames per validation batch (memory bound)
     "val_batch_size": 64,        # utterances per validation batch
     "cache_feats": False,        # keep raw training features in memory (small corpora)

@@ -45,6 +45,7 @@ def test_overrides_coerce_types(tmp_path):
     ("train.max_epochs=2.5", ["train.max_epochs", "integer"]),
     ("train.bf16=maybe", ["train.bf16", "true or false, or auto"]),
     ("train.lr=fast", ["train.lr", "number"]),
+    ("train.deterministic=maybe", ["train.deterministic"]),
     ("train.lr", ["section.key=value"]),
 ])
 def test_bad_overrides_are_user_errors(tmp_path, override, words):
@@ -86,3 +87,16 @@ def test_apply_overrides_quoting():
     cfg = {"train": {"name": "a"}}
     apply_overrides(cfg, "train.name='two words'")
     assert cfg["train"]["name"] == "two words"
+
+
+def test_deterministic_must_be_a_boolean_and_is_a_no_op_on_cpu(tmp_path):
+    import torch
+
+    from dmha.common.device import use_deterministic_kernels
+
+    assert load_config(_write(tmp_path, "train: {}\n"))["train"]["deterministic"] is False
+    with pytest.raises(UserError, match=r"train.deterministic=sometimes: expected true or false"):
+        load_config(_write(tmp_path, "train:\n  deterministic: sometimes\n"))
+    # CPU training repeats itself already: nothing global is switched (it would slow other code down)
+    assert use_deterministic_kernels(torch.device("cpu")) == "deterministic (CPU kernels are)"
+    assert not torch.are_deterministic_algorithms_enabled()

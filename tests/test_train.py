@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from train_fixtures import prepare_lists, subprocess_env  # noqa: E402
 
 
-def _train_cmd(conf: Path, lists: Path, exp: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "dmha.bin.train", "--device", "cpu", "--config", str(conf), *extra,
+def _train_cmd(conf: Path, lists: Path, exp: Path, *extra: str, device: str = "cpu") -> list[str]:
+    return [sys.executable, "-m", "dmha.bin.train", "--device", device, "--config", str(conf), *extra,
             str(lists), str(exp)]
 
 
@@ -58,18 +58,28 @@ def _final_net(exp: Path) -> dict:
     return ckpt
 
 
-@pytest.mark.parametrize("partial_reads", [False, True], ids=["whole-reads", "partial-reads+cosine-lr"])
-def test_kill9_then_rerun_equals_uninterrupted_run(tmp_path, partial_reads):
+CUDA_DETERMINISTIC = pytest.param(
+    "cuda", False, id="cuda-deterministic",
+    marks=[pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")])
+
+
+@pytest.mark.parametrize("device, partial_reads", [("cpu", False), ("cpu", True), CUDA_DETERMINISTIC],
+                         ids=["whole-reads", "partial-reads+cosine-lr", "cuda-deterministic"])
+def test_kill9_then_rerun_equals_uninterrupted_run(tmp_path, device, partial_reads):
     # 3 steps per epoch, a checkpoint every 2 steps: the kill usually lands mid-epoch. The second case
     # also runs the cosine LR schedule (a function of the step: a resumed run must set the same LRs).
+    # On CUDA the same holds with train.deterministic: true (cuDNN's default kernels are not repeatable).
     schedule = {"lr_schedule": "cosine", "lr_warmup_epochs": 1.0, "min_lr": 1e-5} if partial_reads else {}
+    if device == "cuda":
+        schedule["deterministic"] = True
     conf, lists = prepare_lists(tmp_path, cmn_tables=partial_reads, max_epochs=8, ckpt_every_steps=2,
                                 **schedule)
     ref, killed = tmp_path / "ref", tmp_path / "killed"
-    subprocess.run(_train_cmd(conf, lists, ref), env=subprocess_env(), check=True, capture_output=True)
+    subprocess.run(_train_cmd(conf, lists, ref, device=device), env=subprocess_env(), check=True,
+                   capture_output=True)
 
-    proc = subprocess.Popen(_train_cmd(conf, lists, killed), env=subprocess_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(_train_cmd(conf, lists, killed, device=device), env=subprocess_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not (killed / "ckpt.pt").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.01)
@@ -79,10 +89,12 @@ def test_kill9_then_rerun_equals_uninterrupted_run(tmp_path, partial_reads):
     interrupted = load_checkpoint(killed / "ckpt.pt")["state"]
     assert not interrupted["finished"] and interrupted["global_step"] < 24
 
-    rerun = subprocess.run(_train_cmd(conf, lists, killed), env=subprocess_env(), capture_output=True,
-                           text=True)
+    rerun = subprocess.run(_train_cmd(conf, lists, killed, device=device), env=subprocess_env(),
+                           capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
     assert "resuming from" in (killed / "train.log").read_text()
+    if device == "cuda":
+        assert "kernels: deterministic cuDNN/cuBLAS kernels" in (killed / "train.log").read_text()
     assert ("data: partial reads" in (killed / "train.log").read_text()) == partial_reads
 
     a, b = _final_net(ref), _final_net(killed)

@@ -37,6 +37,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from dmha.common.device import use_deterministic_kernels
 from dmha.common.errors import UserError
 from dmha.common.fileio import atomic_open, exclusive_lock, read_kv, write_text_if_changed
 from dmha.config import config_diff, save_config
@@ -199,6 +200,8 @@ def _train(cfg: dict, lists_dir: Path, exp_dir: Path, info: DistInfo) -> TrainOu
     if tcfg["num_threads"] > 0:
         torch.set_num_threads(int(tcfg["num_threads"]))
     device = info.device
+    if tcfg["deterministic"]:
+        log.info("kernels: %s", use_deterministic_kernels(device))
     micro = check_batch_split(tcfg["batch_size"], tcfg["grad_accum"], info.world_size)
 
     for name in ("train.list", "train_feats.scp", "spk2int", "val_trials", "val_feats.scp"):
