@@ -70,10 +70,8 @@ def test_kill9_then_rerun_equals_uninterrupted_run(tmp_path, device, partial_rea
     # also runs the cosine LR schedule (a function of the step: a resumed run must set the same LRs).
     # On CUDA the same holds with train.deterministic: true (cuDNN's default kernels are not repeatable).
     schedule = {"lr_schedule": "cosine", "lr_warmup_epochs": 1.0, "min_lr": 1e-5} if partial_reads else {}
-    if device == "cuda":
-        schedule["deterministic"] = True
     conf, lists = prepare_lists(tmp_path, cmn_tables=partial_reads, max_epochs=8, ckpt_every_steps=2,
-                                **schedule)
+                                deterministic=device == "cuda", **schedule)
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     subprocess.run(_train_cmd(conf, lists, ref, device=device), env=subprocess_env(), check=True,
                    capture_output=True)

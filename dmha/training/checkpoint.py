@@ -76,7 +76,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
     version, py_state, gauss = state["python"]
     random.setstate((version, tuple(int(x) for x in py_state), gauss))
     n = state["numpy"]
-    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+    np.random.set_state((n["name"], n["keys"].cpu().numpy().astype(np.uint32), n["pos"], n["has_gauss"],
                          n["cached_gaussian"]))
     torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
