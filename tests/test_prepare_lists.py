@@ -69,6 +69,26 @@ def test_trials_generated_without_val_trials(dirs, tmp_path):
     assert all((utt2spk[e] == utt2spk[x]) == lab for e, x, lab in zip(t.enroll, t.test, t.labels))
 
 
+def test_val_domains_from_spk2domain(dirs, tmp_path):
+    train, val = dirs
+    write_trials_all_pairs(val)
+    spks = sorted(set(read_kv(val / "utt2spk").values()))
+    (val / "spk2domain").write_text(f"{spks[0]} real\n{spks[1]} real\n{spks[2]} synthetic\n")
+    out = tmp_path / "lists"
+    s = prepare_lists(train, val, out, min_frames=1, crop_frames=40)
+    utt2spk = read_kv(val / "utt2spk")
+    assert read_kv(out / "val_utt2domain") == {u: "synthetic" if spk == spks[2] else "real"
+                                               for u, spk in utt2spk.items()}
+    assert s["val_domains"] == 2
+    # a speaker without a domain: one line naming it, and no stale file is trusted afterwards
+    (val / "spk2domain").write_text(f"{spks[0]} real\n{spks[1]} real\n")
+    with pytest.raises(UserError, match=f"no domain for speaker '{spks[2]}'"):
+        prepare_lists(train, val, out, min_frames=1, crop_frames=40)
+    (val / "spk2domain").unlink()
+    s = prepare_lists(train, val, out, min_frames=1, crop_frames=40)
+    assert "val_domains" not in s and not (out / "val_utt2domain").exists()
+
+
 def test_missing_val_features_is_a_clear_error(dirs, tmp_path):
     train, val = dirs
     write_trials_all_pairs(val)

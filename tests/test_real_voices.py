@@ -220,6 +220,11 @@ def test_add_real_voices_extends_train_and_val_and_writes_real2_test(share, tmp_
     assert not (data / "mini_train/trials").exists()
     assert stats["real2_test"]["speakers"] == 2
     assert read_kv(data / "mini_train/wav.scp")["us1-0001"] == "/x/us1-0001.wav"  # synthetic rows kept
+    # spk2domain tells validation which speakers are real (the synthetic ones were there before)
+    val_domains = read_kv(data / "mini_val/spk2domain")
+    assert val_domains == {s: ("synthetic" if s in ("fr1", "fr2") else "real") for s in sets["mini_val"]}
+    assert set(read_kv(data / "real2_test/spk2domain").values()) == {"real"}
+    assert read_kv(data / "mini_train/spk2domain")["us1"] == "synthetic"
 
 
 def test_print_packages_adds_the_real_voice_packages_only_for_version_5(capsys):

@@ -254,3 +254,45 @@ def test_margin_warmup_is_a_pure_function_of_the_step():
     assert margin_at(50, 0.4, 100) == pytest.approx(0.2)
     assert margin_at(100, 0.4, 100) == margin_at(1000, 0.4, 100) == pytest.approx(0.4)
     assert margin_at(0, 0.4, 0) == 0.4  # no warm-up: the configured margin from the start
+
+
+def test_validation_with_domains_scores_each_domain_apart(tmp_path, monkeypatch):
+    """With val_utt2domain, cross-domain pairs do not count: here every real speaker's embedding equals a
+    synthetic speaker's, so the pooled EER is high while each domain alone is perfectly separated."""
+    from train_fixtures import make_corpus, write_trials_all_pairs
+
+    from dmha.common.errors import UserError
+    from dmha.common.fileio import read_kv
+    from dmha.data.lists import prepare_lists as write_lists
+    from dmha.training import loop
+
+    train, val = make_corpus(tmp_path, val_spk=4)
+    write_trials_all_pairs(val)
+    spks = sorted(set(read_kv(val / "utt2spk").values()))
+    domain = {s: "real" if i < 2 else "synthetic" for i, s in enumerate(spks)}
+    direction = {s: i % 2 for i, s in enumerate(spks)}   # real i and synthetic i + 2 share a direction
+    lists = tmp_path / "lists"
+
+    def fake_embed(model, feats, *args, **kwargs):
+        utt2spk = read_kv(val / "utt2spk")
+        return np.stack([np.eye(2)[direction[utt2spk[u]]] for u in vset.utts])
+
+    monkeypatch.setattr(loop, "embed_feature_list", fake_embed)
+    tcfg = {"val_max_frames": 1000, "val_batch_size": 4, "bf16": False}
+
+    write_lists(train, val, lists, min_frames=1, crop_frames=40)
+    vset = loop.ValidationSet(lists)
+    pooled = vset.evaluate(None, torch.device("cpu"), tcfg, "cmn")
+    assert pooled["eer"] > 10 and "domains" not in pooled
+
+    (val / "spk2domain").write_text("".join(f"{s} {d}\n" for s, d in domain.items()))
+    write_lists(train, val, lists, min_frames=1, crop_frames=40)
+    vset = loop.ValidationSet(lists)
+    by_domain = vset.evaluate(None, torch.device("cpu"), tcfg, "cmn")
+    assert sorted(by_domain["domains"]) == ["real", "synthetic"]
+    assert by_domain["eer"] == 0.0 and by_domain["trials"] < pooled["trials"]
+    # a domain with a single speaker has no non-target pairs of its own: refused with one line
+    (val / "spk2domain").write_text("".join(f"{s} {'solo' if s == spks[0] else 'rest'}\n" for s in spks))
+    write_lists(train, val, lists, min_frames=1, crop_frames=40)
+    with pytest.raises(UserError, match="domain 'solo' need target and non-target"):
+        loop.ValidationSet(lists)

@@ -104,27 +104,47 @@ def _report(stats: dict[str, dict]) -> None:
               f"{st.get('target', '-'):>8} {st.get('nontarget', '-'):>10}")
 
 
+#: Domain of the speakers a set had before real voices joined it (``spk2domain``, see extend_set).
+SYNTHETIC_DOMAIN, REAL_DOMAIN = "synthetic", "real"
+
+
 def extend_set(data_dir: Path, name: str, rows: dict[str, list[tuple[str, str, float, str]]],
-               sexes: dict[str, str], trials_seed: int | None, args: argparse.Namespace) -> dict:
+               sexes: dict[str, str], trials_seed: int | None, args: argparse.Namespace,
+               domain: str | None = None) -> dict:
     """Add speakers (rows: uid, wav, dur, ...) to the data dir ``name`` (created if absent) and rewrite it;
-    trials over all its speakers are drawn again when ``trials_seed`` is given. Returns its figures."""
+    trials over all its speakers are drawn again when ``trials_seed`` is given. Returns its figures.
+
+    ``domain``: also write ``spk2domain``, the new speakers under this label and the set's earlier ones
+    under theirs (``synthetic`` if the set had no spk2domain yet; a set that has one keeps it up to date,
+    new speakers without a domain being synthetic voices). Validation reads it from mini_val to
+    score real and synthetic trials apart (dmha/data/lists.py), so that the easy cross-domain pairs do
+    not decide which model is best.
+    """
     utt2wav: dict[str, str] = {}
     utt2spk: dict[str, str] = {}
     utt2dur: dict[str, float] = {}
     spk2gender: dict[str, str] = {}
-    if (data_dir / name / "wav.scp").is_file():
-        utt2wav = read_kv(data_dir / name / "wav.scp")
-        utt2spk = read_kv(data_dir / name / "utt2spk")
-        utt2dur = {u: float(d) for u, d in read_kv(data_dir / name / "utt2dur").items()}
-        spk2gender = read_kv(data_dir / name / "spk2gender")
+    spk2domain: dict[str, str] = {}
+    src = data_dir / name
+    if (src / "wav.scp").is_file():
+        utt2wav = read_kv(src / "wav.scp")
+        utt2spk = read_kv(src / "utt2spk")
+        utt2dur = {u: float(d) for u, d in read_kv(src / "utt2dur").items()}
+        spk2gender = read_kv(src / "spk2gender")
+        if (src / "spk2domain").is_file():
+            spk2domain = read_kv(src / "spk2domain")
+    spk2domain = {s: spk2domain.get(s, SYNTHETIC_DOMAIN) for s in set(utt2spk.values())}
     for s, spk_rows in rows.items():
         for uid, path, dur, *_ in spk_rows:
             utt2wav[uid], utt2spk[uid], utt2dur[uid] = path, s, dur
         spk2gender[s] = sexes[s]
+        spk2domain[s] = domain or SYNTHETIC_DOMAIN
     trials = None
     if trials_seed is not None:
         trials = make_trials(utt2spk, args.nontarget_ratio, min_trials=args.min_trials, seed=trials_seed)
-    write_set(data_dir / name, utt2wav, utt2spk, utt2dur, spk2gender, trials)
+    write_set(src, utt2wav, utt2spk, utt2dur, spk2gender, trials)
+    if domain is not None or (src / "spk2domain").is_file():
+        write_kv(src / "spk2domain", spk2domain)
     return summarize(utt2spk, utt2dur, trials)
 
 
@@ -200,7 +220,8 @@ def add_real_voices(args: argparse.Namespace, data_dir: Path, audio_dir: Path, d
     for part, name in (("train", "mini_train"), ("val", "mini_val"), ("test", "real2_test")):
         if split[part]:
             seed = None if part == "train" else args.seed
-            stats[name] = extend_set(data_dir, name, {s: rows[s] for s in split[part]}, sexes, seed, args)
+            stats[name] = extend_set(data_dir, name, {s: rows[s] for s in split[part]}, sexes, seed, args,
+                                     domain=REAL_DOMAIN)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,9 @@ Outputs (all written atomically) in the lists dir::
     train_feats.scp  utt ark:offset             (the same utterances)
     val_trials       enroll test target|nontarget
     val_feats.scp    features of every utterance in val_trials
+    val_utt2domain   utt domain, only when the validation dir has a ``spk2domain`` (e.g. real / synthetic
+                     speakers in the mini corpus version 5): validation then scores each domain's trials
+                     apart and selects on the mean of the domains' EERs (dmha/training/loop.py)
     summary          counts (key value), also logged
 """
 
@@ -84,8 +87,14 @@ def prepare_lists(train_dir: PathLike, val_dir: PathLike, out_dir: PathLike, *, 
     if missing:
         raise UserError(f"{val_dir}/feats.scp: no features for trial utterance '{missing[0]}' "
                         f"({len(missing)} missing); re-run the feature stage or fix {source}")
+    utt2domain = _val_domains(val_dir, val_utts)  # checked before anything is written
     write_trials(out_dir / "val_trials", trials)
     write_kv(out_dir / "val_feats.scp", [(u, val_scp[u]) for u in val_utts])
+    if utt2domain:
+        write_kv(out_dir / "val_utt2domain", utt2domain)
+    else:
+        (out_dir / "val_utt2domain").unlink(missing_ok=True)
+    domains = sorted(set(utt2domain.values()))
 
     summary = {
         "train_utts_in": len(utt2spk),
@@ -101,6 +110,8 @@ def prepare_lists(train_dir: PathLike, val_dir: PathLike, out_dir: PathLike, *, 
         "val_trials": len(trials),
         "val_target_trials": int(trials.labels.sum()),
     }
+    if domains:
+        summary["val_domains"] = len(domains)
     write_kv(out_dir / "summary", list(summary.items()), sort=False)
     log.info("training list: %d of %d utterances kept, %d speakers; dropped %d shorter than %d frames and "
              "%d without features; %d shorter than the %d-frame crop will be padded by repetition",
@@ -111,6 +122,23 @@ def prepare_lists(train_dir: PathLike, val_dir: PathLike, out_dir: PathLike, *, 
     log.info("validation: %d trials (%d target) over %d utterances, from %s", len(trials),
              int(trials.labels.sum()), len(val_utts), source)
     return summary
+
+
+def _val_domains(val_dir: Path, val_utts: list[str]) -> dict[str, str]:
+    """utt -> domain of the validation utterances from the dir's ``spk2domain`` ({} without one).
+    Every validation speaker needs a domain."""
+    src = val_dir / "spk2domain"
+    if not src.is_file():
+        return {}
+    spk2domain = read_kv(src)
+    utt2spk = read_kv(val_dir / "utt2spk")
+    lacking = sorted({utt2spk.get(u, u) for u in val_utts if utt2spk.get(u) not in spk2domain})
+    if lacking:
+        raise UserError(f"{src}: no domain for speaker '{lacking[0]}' ({len(lacking)} speakers of the "
+                        "validation trials lack one); add them, or delete the file to score all trials together")
+    log.info("validation domains (from %s): %s", src,
+             ", ".join(sorted({spk2domain[utt2spk[u]] for u in val_utts})))
+    return {u: spk2domain[utt2spk[u]] for u in val_utts}
 
 
 def _val_trials(val_dir: Path, val_scp: dict[str, str], max_trials: int | None,
