@@ -224,6 +224,19 @@ def test_compute_threshold_writes_calibration_of_its_model(tmp_path):
     assert dmha.load_model(exp, device="cpu").calibration is None
 
 
+def test_compute_threshold_uses_only_pairs_within_a_validation_domain(tmp_path):
+    exp = make_tiny_exp(tmp_path / "exp", step=7)
+    lists = _separable_lists(tmp_path)
+    utts = sorted(line.split()[0] for line in (lists / "val_feats.scp").read_text().splitlines())
+    (lists / "val_utt2domain").write_text("".join(f"{u} {'real' if u[3] in '01' else 'synthetic'}\n"
+                                                  for u in utts))
+    run_script(["steps/compute_threshold.sh", "--device", "cpu", str(exp), str(lists)])
+    stored = yaml.safe_load((exp / "calibration.yaml").read_text())
+    # 4 target pairs, and of the 24 non-target pairs only the 8 inside a domain (spk0-spk1, spk2-spk3)
+    assert (stored["n_target"], stored["n_nontarget"]) == (4, 8)
+    assert yaml.safe_load((exp / "threshold.yaml").read_text())["n_nontarget"] == 8
+
+
 def _verify(*args: str) -> subprocess.CompletedProcess:
     return run_script([sys.executable, "-m", "dmha.bin.verify", *args], check=False)
 

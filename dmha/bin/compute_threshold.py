@@ -25,6 +25,8 @@ import argparse
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from dmha.bin._cli import run_main
 from dmha.common.errors import UserError
 from dmha.scoring.calibration import DEFAULT_FIT_PRIOR
@@ -78,12 +80,16 @@ def compute_threshold(exp_dir: str | Path, lists_dir: str | Path, device: str = 
         scores = exp.backend.pair_scores(emb[val.enroll], emb[val.test])
     else:
         scores = cosine_scores(emb, val.enroll, val.test)
-    eer, thr = compute_eer(scores, val.labels)
-    n_target = int(val.labels.sum())
+    labels = val.labels
+    if val.domains:  # as in training's validation: only pairs within a domain (lists/val_utt2domain)
+        keep = np.logical_or.reduce(list(val.domains.values()))
+        scores, labels = scores[keep], labels[keep]
+    eer, thr = compute_eer(scores, labels)
+    n_target = int(labels.sum())
     path = write_threshold(exp.exp_dir, thr, eer=100.0 * eer, n_target=n_target,
-                           n_nontarget=int(len(val.labels) - n_target), source=str(lists_dir / "val_trials"),
+                           n_nontarget=int(len(labels) - n_target), source=str(lists_dir / "val_trials"),
                            best=exp.best, model_file=exp.model_file, backend=backend)
-    out = {"threshold": float(thr), "eer": 100.0 * eer, "path": str(path), "trials": len(val.labels),
+    out = {"threshold": float(thr), "eer": 100.0 * eer, "path": str(path), "trials": len(labels),
            "model": exp.model_file, "backend": exp.backend.kind if exp.backend is not None else "none",
            "score": "plda llr" if exp.backend is not None and exp.backend.kind == "plda" else "cosine"}
     if calibrate:
@@ -92,14 +98,14 @@ def compute_threshold(exp_dir: str | Path, lists_dir: str | Path, device: str = 
         from dmha.scoring.metrics import compute_calibration_metrics
 
         try:
-            cal = fit_calibration(scores, val.labels, prior=fit_prior)
+            cal = fit_calibration(scores, labels, prior=fit_prior)
         except UserError as e:
             # An untrained / broken model is still usable with the EER threshold: warn, write nothing,
             # and drop a calibration.yaml of this model left by an earlier run.
             (exp.exp_dir / CALIBRATION).unlink(missing_ok=True)
             log.warning("%s: no calibration written: %s", exp.exp_dir, e)
             return out
-        fit_metrics = compute_calibration_metrics(cal.llr(scores), val.labels)
+        fit_metrics = compute_calibration_metrics(cal.llr(scores), labels)
         info = dict(cal.info)
         info.update({"source": str(lists_dir / "val_trials"), "score": out["score"], "norm": "none",
                      "backend_kind": exp.backend.kind if exp.backend is not None else "none",
