@@ -41,7 +41,7 @@ from dmha.common.device import use_deterministic_kernels
 from dmha.common.errors import UserError
 from dmha.common.fileio import atomic_open, exclusive_lock, read_kv, write_text_if_changed
 from dmha.config import config_diff, save_config
-from dmha.data.trials import read_trials
+from dmha.data.trials import Trials, read_trials
 from dmha.embed.batched import embed_feature_list
 from dmha.features.cmn_table import CmnTable, load_tables, missing_tables
 from dmha.features.config import FbankConfig
@@ -118,13 +118,14 @@ class ValidationSet:
         self.domains = self._domain_masks(lists_dir / "val_utt2domain", trials, utts)
 
     @staticmethod
-    def _domain_masks(path: Path, trials, utts: list[str]) -> dict[str, np.ndarray]:
+    def _domain_masks(path: Path, trials: Trials, utts: list[str]) -> dict[str, np.ndarray]:
         """Trials whose two sides share a domain, per domain (empty without ``val_utt2domain``).
 
         Why: a validation set of real and synthetic speakers (mini corpus version 5) has many
-        cross-domain non-target pairs that any model rejects; their pooled EER mostly measures the
-        domain gap and picked models that were worse on both test sets. A domain needs target and
-        non-target trials of its own, or it cannot have an EER.
+        cross-domain non-target pairs that any model rejects; pooled with the others they blur what
+        model selection and the LR halvings look at (the pooled validation EER of version 5 jumped
+        between epochs: README). A domain needs target and non-target trials of its own, or it cannot
+        have an EER.
         """
         if not path.is_file():
             return {}
