@@ -635,6 +635,48 @@ def combine_data(dest: PathLike, srcs: Sequence[PathLike]) -> DataDir:
     return load_data_dir(dest)
 
 
+#: Speaker-keyed files that a copy carries over (renamed with the speakers).
+PER_SPK_FILES = ("spk2gender", "spk2domain")
+
+
+def copy_data_dir(src: PathLike, dest: PathLike, *, utt_prefix: str = "", utt_suffix: str = "",
+                  spk_prefix: str = "", spk_suffix: str = "") -> DataDir:
+    """Copy ``src`` to ``dest`` with renamed utterances and speakers (Kaldi's copy_data_dir.sh).
+
+    Why: the same audio or features under new ids, so that combine_data can add them to the original
+    again - oversampling a part of the training data (e.g. the real speakers of a mostly synthetic
+    corpus) - or keep two versions of a corpus apart. Utterance ``u`` of speaker ``s`` becomes
+    ``utt_prefix + u + utt_suffix`` of speaker ``spk_prefix + s + spk_suffix``; values (wav.scp
+    commands, feats.scp offsets) are kept, so copies share their files. Utterance ids must keep starting
+    with their speaker id (Kaldi's sorting rule, utils/validate_data_dir.sh) where they did: a renaming
+    that breaks it is refused (e.g. ``utt_prefix`` without the same ``spk_prefix``). ``spk2gender``/``spk2domain`` and the
+    features' ``fbank.yaml`` are carried; ``trials`` are not.
+    """
+    src, dest = Path(src), Path(dest)
+    if src.resolve() == dest.resolve():
+        raise UserError(f"{dest}: destination must differ from the source data dir")
+    if not (utt_prefix or utt_suffix or spk_prefix or spk_suffix):
+        raise UserError("copy_data_dir: give a prefix or suffix; an unchanged copy is `cp -r`")
+    dd = load_data_dir(src)
+    new_utt = {u: f"{utt_prefix}{u}{utt_suffix}" for u in dd.utt2spk}
+    new_spk = {s: f"{spk_prefix}{s}{spk_suffix}" for s in dd.speakers}
+    for u, s in dd.utt2spk.items():
+        if u.startswith(s) and not new_utt[u].startswith(new_spk[s]):
+            raise UserError(f"utterance '{new_utt[u]}' would not start with its speaker id '{new_spk[s]}' "
+                            "(Kaldi's sorting rule): give --utt-prefix and --spk-prefix together, or suffixes "
+                            "to utterances only")
+    files = {name: {new_utt[u]: v for u, v in mapping.items() if u in new_utt}
+             for name, mapping in dd.files.items() if name != "utt2spk"}
+    files["utt2spk"] = {new_utt[u]: new_spk[s] for u, s in dd.utt2spk.items()}
+    write_data_dir(DataDir(dest, files), dest)
+    for name in PER_SPK_FILES:
+        (dest / name).unlink(missing_ok=True)
+        if (src / name).is_file():
+            write_kv(dest / name, ((new_spk[s], v) for s, v in read_kv(src / name).items() if s in new_spk))
+    carry_feature_settings(dest, [src])
+    return load_data_dir(dest)
+
+
 def carry_feature_settings(dest: PathLike, srcs: Sequence[PathLike]) -> None:
     """Give ``dest`` (a combined data dir, a lists dir) the sources' ``fbank.yaml`` when they all have the
     same one, so that training and extraction can still check its features against the model's config;
