@@ -19,5 +19,5 @@ Example (train on the real speakers three times as often, the copies as the same
 . "$(dirname "$0")/../path.sh"
 . "$(dirname "$0")/parse_options.sh"
 if [ $# -ne 2 ]; then printf '%s\n' "$help_message" >&2; exit 1; fi
-exec python -m dmha.bin.copy_data_dir --utt-prefix "$utt_prefix" --utt-suffix "$utt_suffix" \
-  --spk-prefix "$spk_prefix" --spk-suffix "$spk_suffix" "$1" "$2"
+exec python -m dmha.bin.copy_data_dir --utt-prefix="$utt_prefix" --utt-suffix="$utt_suffix" \
+  --spk-prefix="$spk_prefix" --spk-suffix="$spk_suffix" "$1" "$2"
