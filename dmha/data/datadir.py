@@ -502,6 +502,7 @@ def subset_data_dir(src: PathLike, dest: PathLike, *, utt_list: PathLike | Itera
     if not sel:
         raise UserError(f"no utterance of {src} matches the selection; {dest} not written")
     write_data_dir(dd, dest, sel)
+    carry_feature_settings(dest, [src])  # the subset's features are the source's
     return load_data_dir(dest)
 
 
