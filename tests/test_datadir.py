@@ -12,6 +12,7 @@ from conftest import REPO, run_script
 from dmha.common.errors import UserError
 from dmha.data.datadir import (
     combine_data,
+    copy_data_dir,
     fix_data_dir,
     load_data_dir,
     split_data,
@@ -317,6 +318,52 @@ def test_subset_bad_requests_fail_clearly(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_subset_carries_the_feature_record(tmp_path):
+    d = make_dir(tmp_path / "d", feats=True)
+    (d / "fbank.yaml").write_text("n_mels: 80\n")
+    subset_data_dir(d, tmp_path / "s", first=3)
+    assert (tmp_path / "s" / "fbank.yaml").read_text() == "n_mels: 80\n"
+
+
+# ------------------------------------------------------------------ copy (oversampling)
+
+
+def test_copy_renames_ids_and_combines_into_an_oversampled_dir(tmp_path):
+    d = make_dir(tmp_path / "d", {"spkA": 2, "spkB": 1}, feats=True)
+    (d / "fbank.yaml").write_text("n_mels: 80\n")
+    (d / "spk2domain").write_text("spkA real\nspkB synthetic\n")
+    run_script(sh("copy_data_dir.sh", "--utt-suffix", "-rx1", d, tmp_path / "c"))  # a dash-led suffix
+    c = load_data_dir(tmp_path / "c")
+    assert c.utt2spk == {"spkA-utt0-rx1": "spkA", "spkA-utt1-rx1": "spkA", "spkB-utt0-rx1": "spkB"}
+    src = load_data_dir(d)
+    for name in ("wav.scp", "feats.scp", "utt2num_frames"):   # same audio and features, new keys
+        assert c.files[name] == {f"{u}-rx1": v for u, v in src.files[name].items()}, name
+    assert (tmp_path / "c" / "fbank.yaml").read_text() == "n_mels: 80\n"
+    assert (tmp_path / "c" / "spk2domain").read_text() == (d / "spk2domain").read_text()
+    assert validate_data_dir(tmp_path / "c") == []
+    both = combine_data(tmp_path / "both", [d, tmp_path / "c"])
+    assert len(both.utt2spk) == 6 and both.spk2utt()["spkA"] == ["spkA-utt0", "spkA-utt0-rx1", "spkA-utt1",
+                                                                  "spkA-utt1-rx1"]
+    assert (tmp_path / "both" / "fbank.yaml").is_file() and validate_data_dir(tmp_path / "both") == []
+    # new speakers too: prefixes on both keep Kaldi's rule (utterance ids start with the speaker id)
+    sp = copy_data_dir(d, tmp_path / "sp", utt_prefix="sp0.9-", spk_prefix="sp0.9-")
+    assert sp.speakers == ["sp0.9-spkA", "sp0.9-spkB"] and "sp0.9-spkA-utt1" in sp.utt2spk
+    assert (tmp_path / "sp" / "spk2domain").read_text() == "sp0.9-spkA real\nsp0.9-spkB synthetic\n"
+
+
+def test_copy_refuses_ids_that_break_the_speaker_prefix_rule(tmp_path):
+    d = make_dir(tmp_path / "d", {"spkA": 2})
+    with pytest.raises(UserError, match="would not start with its speaker id 'spkA'"):
+        copy_data_dir(d, tmp_path / "x", utt_prefix="rx-")
+    with pytest.raises(UserError, match="would not start with its speaker id 'spkA-x'"):
+        copy_data_dir(d, tmp_path / "x", spk_suffix="-x")
+    with pytest.raises(UserError, match="give a prefix or suffix"):
+        copy_data_dir(d, tmp_path / "x")
+    with pytest.raises(UserError, match="must differ"):
+        copy_data_dir(d, d, utt_suffix="-a")
+    assert not (tmp_path / "x").exists()
+
+
 # ------------------------------------------------------------------ utt2spk <-> spk2utt
 
 
@@ -331,8 +378,8 @@ def test_utt2spk_spk2utt_conversions(tmp_path):
 
 
 @pytest.mark.parametrize("script", ["validate_data_dir.sh", "fix_data_dir.sh", "subset_data_dir.sh",
-                                    "split_data.sh", "combine_data.sh", "utt2spk_to_spk2utt.sh",
-                                    "spk2utt_to_utt2spk.sh"])
+                                    "split_data.sh", "combine_data.sh", "copy_data_dir.sh",
+                                    "utt2spk_to_spk2utt.sh", "spk2utt_to_utt2spk.sh"])
 def test_scripts_have_help_and_usage(script):
     proc = run_script(sh(script, "--help"))
     assert proc.stdout.startswith("Usage:")
