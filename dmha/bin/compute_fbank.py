@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         files.scp.unlink(missing_ok=True)  # from now on this job is "not finished"
         # A job killed while atomic_open wrote one of its files leaves that file's temporary copy
         # (.<name>.XXXX.tmp); under the job lock nobody else writes them, so the rerun removes them.
-        for out in (table_path(files.ark), files.bad, files.notes, files.frames):
+        for out in (table_path(files.ark), files.bad, files.notes, files.frames, files.scp):
             for stale in out.parent.glob(f".{out.name}.*.tmp"):
                 stale.unlink(missing_ok=True)
         ark_tmp = Path(f"{files.ark}.tmp")
