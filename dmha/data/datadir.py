@@ -650,8 +650,8 @@ def copy_data_dir(src: PathLike, dest: PathLike, *, utt_prefix: str = "", utt_su
     ``utt_prefix + u + utt_suffix`` of speaker ``spk_prefix + s + spk_suffix``; values (wav.scp
     commands, feats.scp offsets) are kept, so copies share their files. Utterance ids must keep starting
     with their speaker id (Kaldi's sorting rule, utils/validate_data_dir.sh) where they did: a renaming
-    that breaks it is refused (e.g. ``utt_prefix`` without the same ``spk_prefix``). ``spk2gender``/``spk2domain`` and the
-    features' ``fbank.yaml`` are carried; ``trials`` are not.
+    that breaks it is refused (e.g. ``utt_prefix`` without the same ``spk_prefix``).
+    ``spk2gender``/``spk2domain`` and the features' ``fbank.yaml`` are carried; ``trials`` are not.
     """
     src, dest = Path(src), Path(dest)
     if src.resolve() == dest.resolve():
