@@ -10,6 +10,12 @@ two labels with centroid cosine near the within-label level are candidates for o
 The peer's embeddings are never used for training.
 
     python bench/real_voice_labels.py downloads/real/usr/share exp/real_labels --packages all
+
+Synthetic voices (one folder of wavs per speaker, e.g. a build's mini_audio/festival/clean) are checked the
+same way against the corpus's other speakers (folders, or the utterances of Kaldi data dirs):
+
+    python bench/real_voice_labels.py --speaker-dirs data/mini_audio/festival/clean data/mini_audio/clean \
+        --data-dirs data/real_test --per-label 8 exp/festival_labels
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -30,8 +37,14 @@ from dmha.corpus import real_sources  # noqa: E402
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("share", type=Path, help="the unpacked usr/share folder of the fetched packages")
+    p.add_argument("share", type=Path, nargs="?",
+                   help="the unpacked usr/share folder of the fetched packages")
     p.add_argument("out_dir", type=Path, help="writes embeddings.npz and report.txt here")
+    p.add_argument("--speaker-dirs", type=Path, nargs="+", default=[],
+                   help="instead of packages: folders holding one sub-folder of wavs per speaker")
+    p.add_argument("--data-dirs", type=Path, nargs="+", default=[],
+                   help="with --speaker-dirs: Kaldi data dirs (wav.scp of files, utt2spk) whose speakers "
+                        "join")
     p.add_argument("--packages", default="all", help="comma-separated packages (default all)")
     p.add_argument("--per-label", type=int, default=16, help="clips embedded per raw label (16)")
     p.add_argument("--max-sec", type=float, default=8.0, help="first seconds of a clip used (8)")
@@ -91,10 +104,21 @@ def main(argv: list[str] | None = None) -> int:
         warnings.simplefilter("ignore")
         from resemblyzer import VoiceEncoder, preprocess_wav
     torch.set_num_threads(1)
-    pkgs = list(real_sources.LISTERS) if args.packages == "all" else args.packages.split(",")
-    clips = real_sources.list_clips(args.share, pkgs)
     enc = VoiceEncoder("cpu", verbose=False)
     embs, labels, keys = [], [], []
+    if args.speaker_dirs:
+        for label, files in _speaker_files(args.speaker_dirs, args.data_dirs).items():
+            rng = np.random.default_rng([args.seed, zlib.crc32(label.encode())])
+            for k in rng.permutation(len(files))[:args.per_label]:
+                y, sr = sf.read(files[k], dtype="float32", always_2d=False)
+                embs.append(enc.embed_utterance(preprocess_wav(y[:int(args.max_sec * sr)], source_sr=sr)))
+                labels.append(label)
+                keys.append(files[k])
+        return _write(args.out_dir, np.stack(embs), labels, keys)
+    if args.share is None:
+        raise SystemExit("give the unpacked usr/share folder, or --speaker-dirs")
+    pkgs = list(real_sources.LISTERS) if args.packages == "all" else args.packages.split(",")
+    clips = real_sources.list_clips(args.share, pkgs)
     for raw, group in real_sources.iter_labels(clips):
         label_of = real_sources.LABEL_MAP.get(raw, raw) if args.mapped else raw
         if label_of is None:
@@ -117,11 +141,28 @@ def main(argv: list[str] | None = None) -> int:
             keys.append(group[k].path)
             got += 1
         print(f"{raw}: {got} clips of {len(group)}", file=sys.stderr, flush=True)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    emb = np.stack(embs)
-    np.savez(args.out_dir / "embeddings.npz", emb=emb, labels=np.array(labels), keys=np.array(keys))
+    return _write(args.out_dir, np.stack(embs), labels, keys)
+
+
+def _speaker_files(speaker_dirs: list[Path], data_dirs: list[Path]) -> dict[str, list[str]]:
+    """Speaker -> sorted wav paths, from per-speaker folders and from Kaldi data dirs."""
+    out: dict[str, list[str]] = {}
+    for root in speaker_dirs:
+        for d in sorted(p for p in root.iterdir() if p.is_dir()):
+            out.setdefault(d.name, []).extend(sorted(str(f) for f in d.glob("*.wav")))
+    for d in data_dirs:
+        utt2spk = dict(line.split(maxsplit=1) for line in (d / "utt2spk").read_text().splitlines())
+        for line in sorted((d / "wav.scp").read_text().splitlines()):
+            utt, path = line.split(maxsplit=1)
+            out.setdefault(utt2spk[utt].strip(), []).append(path.strip())
+    return {k: v for k, v in out.items() if v}
+
+
+def _write(out_dir: Path, emb: np.ndarray, labels: list[str], keys: list[str]) -> int:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(out_dir / "embeddings.npz", emb=emb, labels=np.array(labels), keys=np.array(keys))
     lines = cosine_report(emb, labels)
-    (args.out_dir / "report.txt").write_text("\n".join(lines) + "\n")
+    (out_dir / "report.txt").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

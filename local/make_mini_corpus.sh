@@ -6,7 +6,8 @@
 # reverberation on a part of them -> <data>/mini_train, mini_val, mini_test (disjoint speakers, split
 # by seed and stratified by sex). With --rhvoice true, RHVoice voices (one recorded person each) join
 # mini_train and mini_val, synthesized and augmented alike (mini_test and real_test unchanged); with
-# --pico true the six SVOX Pico voices (six female persons) likewise. Real speech: the Asterisk telephone prompts (7 persons) ->
+# --pico true the six SVOX Pico voices (six female persons) likewise, with --festival true the 15
+# Festival/Flite voices (15 persons) likewise. Real speech: the Asterisk telephone prompts (7 persons) ->
 # <data>/real_test. Test and validation sets get trials. Everything fetched from Debian lands in
 # --download-dir (private apt configuration, nothing installed), so a rerun needs no network; a
 # complete build leaves a stamp and a rerun with the same options only prints the summary.
@@ -29,6 +30,8 @@ rhv_voices=            # comma-separated RHVoice persons (empty: all 32); toy ru
 n_rhv_val=4            # RHVoice validation speakers
 pico=false             # SVOX Pico synthetic voices (6 female persons) in mini_train and mini_val
 n_pico_val=2           # Pico validation speakers
+festival=false         # Festival/Flite synthetic voices (15 persons) in mini_train and mini_val
+n_festival_val=2       # Festival/Flite validation speakers
 download_dir=downloads
 
 help_message="Usage: $0 [options] <data-dir>
@@ -59,6 +62,10 @@ Options:
                          Apache-2.0; the PyPI package py-nanotts is installed into the venv) to mini_train
                          and mini_val; mini_test, real_test, real2_test unchanged (default $pico)
   --n-pico-val N         Pico validation speakers, 0 or 2-5 (default $n_pico_val)
+  --festival BOOL        add the 15 Festival/Flite voices (English, Castilian, Italian, Czech, Finnish,
+                         Catalan; 4 female; ~110 MB of packages; GPL/LGPL/free licences, see README) to
+                         mini_train and mini_val; mini_test, real_test, real2_test unchanged (default $festival)
+  --n-festival-val N     Festival/Flite validation speakers, 0 or 2-14 (default $n_festival_val)
   --download-dir DIR     cache of fetched Debian packages (default $download_dir)
 Needs Debian's apt (apt-get, dpkg) the first time, to fetch espeak-ng/mbrola (when not installed), the
 mbrola-* voices and the Asterisk prompt packages without installing them (local/fetch_debs.sh).
@@ -89,6 +96,7 @@ params="$params real_test=$real_test real_max_utts=$real_max_utts"
 $real_voices && params="$params real_train_utts=$real_train_utts n_real_val=$n_real_val n_real_test=$n_real_test"
 $rhvoice && params="$params rhvoice=true rhv_voices=$rhv_voices n_rhv_val=$n_rhv_val"
 $pico && params="$params pico=true n_pico_val=$n_pico_val"
+$festival && params="$params festival=true n_festival_val=$n_festival_val"
 stamp=$data/.mini_corpus.done
 summary=$data/mini_audio/summary.txt
 
@@ -143,6 +151,14 @@ if $rhvoice; then
   "$local_dir/fetch_debs.sh" --with-deps true "$download_dir/rhvoice" "${rhv_pkgs[@]}"
   echo "$0: RHVoice packages ready in $(( $(date +%s) - t_fetch )) s" >&2
 fi
+if $festival; then
+  t_fetch=$(date +%s)
+  fest_list=$(python -m dmha.bin.make_mini_corpus --print-festival-packages "$data")   # $(...): a failure stops here
+  mapfile -t fest_pkgs <<< "$fest_list"
+  # With their dependencies: Festival's libraries, lexicons and language packages.
+  "$local_dir/fetch_debs.sh" --with-deps true "$download_dir/festival" "${fest_pkgs[@]}"
+  echo "$0: Festival/Flite packages ready in $(( $(date +%s) - t_fetch )) s" >&2
+fi
 if $pico && ! python -c "import py_nanotts" 2>/dev/null; then
   # The voices and the synthesizer come in one PyPI wheel; pip's cache serves reruns.
   python -m pip install -q "py-nanotts==0.1.1"
@@ -153,7 +169,7 @@ opts=(--seed "$seed" --nj "$nj" --voices "$voices" --utts-per-spk "$utts_per_spk
       --real-max-utts "$real_max_utts" --download-dir "$download_dir" --real-voices "$real_voices"
       --real-train-utts "$real_train_utts" --n-real-val "$n_real_val" --n-real-test "$n_real_test"
       --rhvoice "$rhvoice" --rhv-voices "$rhv_voices" --n-rhv-val "$n_rhv_val"
-      --pico "$pico" --n-pico-val "$n_pico_val")
+      --pico "$pico" --n-pico-val "$n_pico_val" --festival "$festival" --n-festival-val "$n_festival_val")
 [ -n "$n_test" ] && opts+=(--n-test "$n_test")
 [ -n "$n_val" ] && opts+=(--n-val "$n_val")
 python -m dmha.bin.make_mini_corpus "${opts[@]}" "$data" > "$summary.tmp"

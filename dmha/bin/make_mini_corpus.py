@@ -3,9 +3,10 @@
 Writes <data>/mini_train, <data>/mini_val, <data>/mini_test (+ trials) and, with --real-test,
 <data>/real_test (+ trials); audio under <data>/mini_audio/. With --rhvoice, RHVoice persons join
 mini_train and mini_val (audio under <data>/mini_audio/rhvoice/), with --pico the SVOX Pico voices
-(<data>/mini_audio/pico/). Prints speaker, utterance, hour and
-trial counts per set. ``--print-packages`` only lists the Debian voice packages the chosen voices need
-(``--print-rhvoice-packages``: those of the RHVoice voices, fetched with their dependencies).
+(<data>/mini_audio/pico/), with --festival the Festival/Flite voices (<data>/mini_audio/festival/).
+Prints speaker, utterance, hour and trial counts per set. ``--print-packages`` only lists the Debian
+voice packages the chosen voices need (``--print-rhvoice-packages`` / ``--print-festival-packages``:
+those of the RHVoice / Festival voices, fetched with their dependencies).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from dmha.bin._cli import run_main
 from dmha.common.errors import UserError
 from dmha.common.fileio import read_kv, write_kv
-from dmha.corpus import asterisk, pico, real_sources, rhvoice
+from dmha.corpus import asterisk, festival, pico, real_sources, rhvoice
 from dmha.corpus.mini import (
     Engine,
     SynthConfig,
@@ -90,10 +91,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="add the 6 SVOX Pico voices (6 female persons; Python package py-nanotts) to train "
                         "and validation (default false)")
     p.add_argument("--n-pico-val", type=int, default=2, help="Pico validation speakers (default 2)")
+    p.add_argument("--festival", choices=("true", "false"), default="false",
+                   help="add the 15 Festival/Flite voices (one recorded person each; Debian festvox-* "
+                        "packages) to train and validation (default false)")
+    p.add_argument("--n-festival-val", type=int, default=2,
+                   help="Festival/Flite validation speakers (default 2)")
     p.add_argument("--print-packages", action="store_true",
                    help="print the Debian packages needed for --voices (and --real-test) and exit")
     p.add_argument("--print-rhvoice-packages", action="store_true",
                    help="print the Debian packages of --rhv-voices (program, libraries, languages), exit")
+    p.add_argument("--print-festival-packages", action="store_true",
+                   help="print the Debian packages of the Festival/Flite voices (programs, voices), exit")
     return p.parse_args(argv)
 
 
@@ -204,6 +212,16 @@ def add_pico(args: argparse.Namespace, data_dir: Path, audio_dir: Path, cfg: Syn
                           mbrola_split, stats, "pico")
 
 
+def add_festival(args: argparse.Namespace, data_dir: Path, audio_dir: Path, dl: Path, cfg: SynthConfig,
+                 mbrola_split: dict[str, list[str]], stats: dict[str, dict]) -> None:
+    """Festival/Flite persons (``--festival true``), see :func:`add_synthetic_persons`."""
+    voices = festival.all_festival_voices()
+    split = festival.split_festival(voices, args.seed, args.n_festival_val)
+    engine = festival.setup_festival(dl / "festival", voices)
+    add_synthetic_persons(args, data_dir, audio_dir, engine, voices, split, in_percent_units(cfg),
+                          mbrola_split, stats, "festival")
+
+
 def add_real_voices(args: argparse.Namespace, data_dir: Path, audio_dir: Path, dl: Path,
                     stats: dict[str, dict]) -> None:
     """Version 5: real speakers join mini_train and mini_val (rewritten) and form real2_test."""
@@ -231,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_rhvoice_packages:
         rhv_names = [v for v in args.rhv_voices.replace(",", " ").split() if v]
         print("\n".join(rhvoice.packages(rhvoice.select_rhvoice_voices(rhv_names))))
+        return 0
+    if args.print_festival_packages:
+        print("\n".join(festival.packages(festival.all_festival_voices())))
         return 0
     if args.print_packages:
         pkgs = [v.package for v in voices] + (list(asterisk.PACKAGES) if args.real_test == "true" else [])
@@ -266,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
         t1 = time.time()
         add_pico(args, data_dir, audio_dir, cfg, split, stats)
         log.info("Pico voices done in %.0f s", time.time() - t1)
+    if args.festival == "true":
+        t1 = time.time()
+        add_festival(args, data_dir, audio_dir, dl, cfg, split, stats)
+        log.info("Festival/Flite voices done in %.0f s", time.time() - t1)
     if args.real_voices == "true":
         t1 = time.time()
         add_real_voices(args, data_dir, audio_dir, dl, stats)

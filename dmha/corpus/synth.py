@@ -77,16 +77,18 @@ class Espeak:
 
 
 def run_to_wav(cmd: list[str], wav_file: Path, env: dict[str, str], failure: str,
-               text_input: str | None = None) -> tuple[np.ndarray, int]:
+               text_input: str | None = None, cwd: str | Path | None = None) -> tuple[np.ndarray, int]:
     """Run a synthesizer that writes ``wav_file``; returns (float32 mono waveform, sample rate).
 
     Synthesizers exit 0 even when they could not write (RHVoice), so a missing file or one holding
-    only a header is an error too: RuntimeError ``"<failure> (rc N): <end of stderr>"``, which the
-    corpus builder logs and skips that utterance on.
+    only a header is an error too: RuntimeError ``"<failure> (rc N): <end of stderr, else of stdout>"``
+    (Festival reports its errors on stdout), which the corpus builder logs and skips that utterance on.
     """
-    proc = subprocess.run(cmd, input=text_input, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, input=text_input, env=env, capture_output=True, text=True, errors="replace",
+                          cwd=cwd)
     if proc.returncode != 0 or not wav_file.is_file() or wav_file.stat().st_size <= 44:
-        raise RuntimeError(f"{failure} (rc {proc.returncode}): {proc.stderr.strip()[-300:]}")
+        said = proc.stderr.strip() or proc.stdout.strip()
+        raise RuntimeError(f"{failure} (rc {proc.returncode}): {said[-300:]}")
     wave, sr = sf.read(wav_file, dtype="float32", always_2d=False)
     if wave.ndim > 1:
         wave = wave.mean(axis=1)
