@@ -6,8 +6,8 @@
 # reverberation on a part of them -> <data>/mini_train, mini_val, mini_test (disjoint speakers, split
 # by seed and stratified by sex). With --rhvoice true, RHVoice voices (one recorded person each) join
 # mini_train and mini_val, synthesized and augmented alike (mini_test and real_test unchanged); with
-# --pico true the six SVOX Pico voices (six female persons) likewise, with --festival true the 15
-# Festival/Flite voices (15 persons) likewise. Real speech: the Asterisk telephone prompts (7 persons) ->
+# --pico true the six SVOX Pico voices (six female persons) likewise, with --festival true the 12
+# Festival/Flite voices (12 persons) likewise. Real speech: the Asterisk telephone prompts (7 persons) ->
 # <data>/real_test. Test and validation sets get trials. Everything fetched from Debian lands in
 # --download-dir (private apt configuration, nothing installed), so a rerun needs no network; a
 # complete build leaves a stamp and a rerun with the same options only prints the summary.
@@ -30,7 +30,7 @@ rhv_voices=            # comma-separated RHVoice persons (empty: all 32); toy ru
 n_rhv_val=4            # RHVoice validation speakers
 pico=false             # SVOX Pico synthetic voices (6 female persons) in mini_train and mini_val
 n_pico_val=2           # Pico validation speakers
-festival=false         # Festival/Flite synthetic voices (15 persons) in mini_train and mini_val
+festival=false         # Festival/Flite synthetic voices (12 persons) in mini_train and mini_val
 n_festival_val=2       # Festival/Flite validation speakers
 download_dir=downloads
 
@@ -62,10 +62,10 @@ Options:
                          Apache-2.0; the PyPI package py-nanotts is installed into the venv) to mini_train
                          and mini_val; mini_test, real_test, real2_test unchanged (default $pico)
   --n-pico-val N         Pico validation speakers, 0 or 2-5 (default $n_pico_val)
-  --festival BOOL        add the 15 Festival/Flite voices (English, Castilian, Italian, Czech, Finnish,
-                         Catalan; 4 female; ~110 MB of packages; GPL/LGPL/free licences, see README) to
+  --festival BOOL        add the 12 Festival/Flite voices (English, Castilian, Czech, Finnish, Catalan;
+                         3 female; ~100 MB of packages; GPL/LGPL/free licences, see README) to
                          mini_train and mini_val; mini_test, real_test, real2_test unchanged (default $festival)
-  --n-festival-val N     Festival/Flite validation speakers, 0 or 2-14 (default $n_festival_val)
+  --n-festival-val N     Festival/Flite validation speakers, 0 or 2-11 (default $n_festival_val)
   --download-dir DIR     cache of fetched Debian packages (default $download_dir)
 Needs Debian's apt (apt-get, dpkg) the first time, to fetch espeak-ng/mbrola (when not installed), the
 mbrola-* voices and the Asterisk prompt packages without installing them (local/fetch_debs.sh).

@@ -92,7 +92,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "and validation (default false)")
     p.add_argument("--n-pico-val", type=int, default=2, help="Pico validation speakers (default 2)")
     p.add_argument("--festival", choices=("true", "false"), default="false",
-                   help="add the 15 Festival/Flite voices (one recorded person each; Debian festvox-* "
+                   help="add the 12 Festival/Flite voices (one recorded person each; Debian festvox-* "
                         "packages) to train and validation (default false)")
     p.add_argument("--n-festival-val", type=int, default=2,
                    help="Festival/Flite validation speakers (default 2)")

@@ -1,13 +1,16 @@
-"""Festival and Flite synthetic voices for the mini corpus (``--festival true``): 15 more recorded persons.
+"""Festival and Flite synthetic voices for the mini corpus (``--festival true``): 12 more recorded persons.
 
 Why: the issue on real voices lists three families of synthetic voices built from other real persons
 than the MBROLA databases: RHVoice, SVOX Pico and Festival/Flite. The Debian ``festvox-*`` packages hold
-14 persons with a working voice (English kal, ked, rab, don; Castilian el; Italian lp and pc; Czech
+11 persons with a working voice that no other source has (English kal, ked, don; Castilian el; Czech
 dita, krb, machac, ph; Finnish lj and mv; Catalan ona) and Flite adds one (rms, CMU ARCTIC). Left out:
-the Hindi/Marathi/Telugu NSK voices (their language files are not packaged: Festival stops with
-"could not open file hindi_phones.scm"), the MBROLA-backed festvox-us1/us2/us3/en1 (MBROLA persons
-already in the corpus), festvox-us-slt-hts and Flite's slt, awb and kal (CMU ARCTIC slt and awb are
-RHVoice's rhv-slt and rhv-alan; Flite's kal is Festival's kal), festvox-ru (a real speaker of version 5).
+three voices of persons the MBROLA databases already hold, found by the label check (Resemblyzer
+centroid cosine at the within-voice level; README): rab = MBROLA en1 (0.910), the Italian lp = it4
+(0.923) and pc = it3 (0.928; it3 is a mini_test speaker: training on pc would leak a test voice); the
+Hindi/Marathi/Telugu NSK voices (their language files are not packaged: Festival stops with "could not
+open file hindi_phones.scm"); the MBROLA-backed festvox-us1/us2/us3/en1; festvox-us-slt-hts and Flite's
+slt, awb and kal (CMU ARCTIC slt and awb are RHVoice's rhv-slt and rhv-alan; Flite's kal is Festival's
+kal); festvox-ru (a real speaker of version 5).
 They join mini_train and mini_val only; mini_test and the real test sets stay byte-identical.
 
 Running Festival without installing it: ``festival --libdir L --datadir L`` (both are needed) with
@@ -53,13 +56,10 @@ fest-kal     m en festival kal_diphone        festvox-kallpc16k     Festival-(X1
 fest-krb     m cs festival czech_krb          festvox-czech-krb     GPL-3+               not_named_(a_boy)
 fest-ked     m en festival ked_diphone        festvox-kdlpc16k      Festival-(X11-like)  not_named
 fest-lj      f fi festival suo_fi_lj_diphone  festvox-suopuhe-lj    LGPL-2+              not_named
-fest-lp      f it festival lp_diphone         festvox-italp16k      GPL-2+               not_named
 fest-machac  m cs festival czech_machac       festvox-czech-machac  GPL-3+               not_named
 fest-mv      m fi festival hy_fi_mv_diphone   festvox-suopuhe-mv    LGPL-2+              not_named
 fest-ona     f ca festival upc_ca_ona_hts     festvox-ca-ona-hts    LGPL-2.1+            not_named
-fest-pc      m it festival pc_diphone         festvox-itapc16k      GPL-2+               not_named
 fest-ph      m cs festival czech_ph           festvox-czech-ph      GPL-2+               not_named
-fest-rab     m en festival rab_diphone        festvox-rablpc16k     Festival-(X11-like)  not_named
 flite-rms    m en flite    rms                flite                 Flite-(BSD-like)     CMU_ARCTIC_rms
 """
 
@@ -97,7 +97,7 @@ class FestivalVoice:
 
 
 def all_festival_voices() -> list[FestivalVoice]:
-    """The 15 persons, sorted by speaker id."""
+    """The 12 persons, sorted by speaker id."""
     out = []
     for line in _TABLE.strip().splitlines():
         spk, sex, lang, program, voice, package, licence, person = line.split()
