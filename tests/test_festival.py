@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import REPO
+from conftest import REPO, run_script
 from test_rhvoice import SR, _digest, _f0, _fake_mbrola_sets
 
 from dmha.common.errors import UserError
@@ -242,3 +242,60 @@ def test_real_festival_follows_rate_and_pitch_and_repeats(tmp_path):
     assert f0_median(low, sr) / f0_median(base, sr) == pytest.approx(0.85, abs=0.05)
     czech, czech_sr = eng.synthesize("Dobrý den, jedna dva tři čtyři pět.", "festival:czech_machac", 100, 100)
     assert 1.5 < czech.size / czech_sr < 4.0          # read as words: spelled out it took 7.4 s
+
+
+@pytest.mark.slow
+def test_toy_shell_build_with_festival(tmp_path):
+    """Through local/make_mini_corpus.sh on the real packages: mini_test byte-identical to a build without
+    --festival, the Festival part the same for nj 1 and 2; a voice folder gone stops the build naming it,
+    with no completion stamp."""
+    from test_rhvoice import _shell_build
+
+    if not os.access(FEST_DL / "usr/bin/festival", os.X_OK):
+        pytest.skip("no Festival in downloads/festival (make_mini_corpus.sh --festival true fetches it)")
+    fest = ("--festival", "true", "--n-festival-val", "2")
+    plain = _shell_build(tmp_path / "plain", 2)
+    if plain.returncode != 0:
+        pytest.skip(f"toy MBROLA build impossible here: {(plain.stderr.strip().splitlines() or ['?'])[-1]}")
+    one, two = _shell_build(tmp_path / "one", 1, *fest), _shell_build(tmp_path / "two", 2, *fest)
+    assert one.returncode == 0 and two.returncode == 0, one.stderr[-2000:] + two.stderr[-2000:]
+
+    def wavs(data: Path, name: str) -> dict[str, bytes]:
+        return {u: Path(p).read_bytes() for u, p in read_kv(data / name / "wav.scp").items()}
+
+    for f in ("utt2spk", "utt2dur", "trials", "spk2gender"):
+        plain_f, two_f = (tmp_path / d / "mini_test" / f for d in ("plain", "two"))
+        assert plain_f.read_bytes() == two_f.read_bytes(), f
+    assert wavs(tmp_path / "plain", "mini_test") == wavs(tmp_path / "two", "mini_test")
+    ids = {v.db for v in festival.all_festival_voices()}
+    for name in ("mini_train", "mini_val"):
+        assert wavs(tmp_path / "one", name) == wavs(tmp_path / "two", name)
+    spk = {n: set(read_kv(tmp_path / "two" / n / "utt2spk").values()) & ids
+           for n in ("mini_train", "mini_val")}
+    assert len(spk["mini_train"]) == 10 and len(spk["mini_val"]) == 2
+    assert "festival=true" in (tmp_path / "two/.mini_corpus.done").read_text()
+
+    # A voice folder gone (a damaged download): named, and nothing looks complete.
+    broken = tmp_path / "dl"
+    broken.mkdir()
+    for sub in ("apt", "tools", "mbrola"):
+        if (REPO / "downloads" / sub).exists():
+            (broken / sub).symlink_to((REPO / "downloads" / sub).resolve())
+    ft = broken / "festival"
+    (ft / "usr/share/festival").mkdir(parents=True)
+    for sub in (".fetched", "usr/bin", "usr/lib", "lib"):
+        if (FEST_DL / sub).exists():
+            (ft / sub).symlink_to((FEST_DL / sub).resolve())
+    for entry in (FEST_DL / "usr/share/festival").iterdir():
+        if entry.name != "voices":
+            (ft / "usr/share/festival" / entry.name).symlink_to(entry.resolve())
+    for lang in (FEST_DL / "usr/share/festival/voices").iterdir():
+        (ft / "usr/share/festival/voices" / lang.name).mkdir(parents=True)
+        for v in lang.iterdir():
+            if v.name != "ked_diphone":
+                (ft / "usr/share/festival/voices" / lang.name / v.name).symlink_to(v.resolve())
+    proc = run_script(["bash", "local/make_mini_corpus.sh", "--voices", "us1,us2,de1,de2,fr1,fr2",
+                       "--utts-per-spk", "3:4", "--n-test", "2", "--n-val", "2", "--real-test", "false",
+                       "--download-dir", str(broken), *fest, str(tmp_path / "bad")], check=False, timeout=600)
+    assert proc.returncode != 0 and "ked_diphone (fest-ked) not found" in proc.stderr
+    assert not (tmp_path / "bad/.mini_corpus.done").exists()
