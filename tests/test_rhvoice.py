@@ -295,17 +295,15 @@ def _shell_build(data: Path, nj: int, *extra: str) -> object:
                       check=False, timeout=600)
 
 
-@pytest.mark.slow
-def test_toy_shell_build_with_rhvoice(real_tree, tmp_path):
-    """Through local/make_mini_corpus.sh: mini_test byte-identical to a build without --rhvoice; the
-    RHVoice part the same for nj 1 and 2; a broken voice stops the build naming it, with no stamp."""
-    if shutil.which("espeak-ng") is None and not (REPO / "downloads/tools/usr/bin/espeak-ng").exists():
-        pytest.skip("no espeak-ng")
-    rhv = ("--rhvoice", "true", "--rhv-voices", "slt,bdl,anna,magda", "--n-rhv-val", "2")
+def shell_builds_agree(tmp_path: Path, *opts: str) -> None:
+    """Three toy builds through local/make_mini_corpus.sh: ``plain`` (without ``opts``, nj 2), ``one`` and
+    ``two`` (with them, nj 1 and 2). Asserts that mini_test of ``two`` is byte-identical to ``plain``'s
+    (the option leaves the test set alone) and that mini_train/mini_val of ``one`` and ``two`` are equal
+    (``--nj`` changes nothing). Skips when the toy MBROLA build cannot run here."""
     plain = _shell_build(tmp_path / "plain", 2)
     if plain.returncode != 0:
         pytest.skip(f"toy MBROLA build impossible here: {(plain.stderr.strip().splitlines() or ['?'])[-1]}")
-    one, two = _shell_build(tmp_path / "one", 1, *rhv), _shell_build(tmp_path / "two", 2, *rhv)
+    one, two = _shell_build(tmp_path / "one", 1, *opts), _shell_build(tmp_path / "two", 2, *opts)
     assert one.returncode == 0 and two.returncode == 0, one.stderr[-2000:] + two.stderr[-2000:]
 
     def wavs(data: Path, name: str) -> dict[str, bytes]:
@@ -317,6 +315,17 @@ def test_toy_shell_build_with_rhvoice(real_tree, tmp_path):
     assert wavs(tmp_path / "plain", "mini_test") == wavs(tmp_path / "two", "mini_test")
     for name in ("mini_train", "mini_val"):
         assert wavs(tmp_path / "one", name) == wavs(tmp_path / "two", name)
+
+
+@pytest.mark.slow
+def test_toy_shell_build_with_rhvoice(real_tree, tmp_path):
+    """Through local/make_mini_corpus.sh: mini_test byte-identical to a build without --rhvoice; the
+    RHVoice part the same for nj 1 and 2; a broken voice stops the build naming it, with no stamp."""
+    if shutil.which("espeak-ng") is None and not (REPO / "downloads/tools/usr/bin/espeak-ng").exists():
+        pytest.skip("no espeak-ng")
+    rhv = ("--rhvoice", "true", "--rhv-voices", "slt,bdl,anna,magda", "--n-rhv-val", "2")
+    shell_builds_agree(tmp_path, *rhv)
+    for name in ("mini_train", "mini_val"):
         assert {s for s in read_kv(tmp_path / "two" / name / "utt2spk").values() if s.startswith("rhv-")}
     assert (tmp_path / "two/mini_val/trials").read_bytes() == (tmp_path / "one/mini_val/trials").read_bytes()
     assert "rhvoice=true" in (tmp_path / "two/.mini_corpus.done").read_text()
