@@ -71,7 +71,8 @@ Options:
   --seed N           mini corpus seed (default $seed)
   --mini-opts \"..\"   extra options of local/make_mini_corpus.sh, e.g. \"--voices us1,us2,de1,fr1,de2,fr2
                      --utts-per-spk 6 --n-test 2 --n-val 2\" (a toy corpus; see its --help)
-                     or \"--rhvoice true --real-voices true\" (more voices; README, mini corpus)
+                     or \"--rhvoice true --real-voices true\" (more voices; also --pico, --festival;
+                     README, mini corpus)
   --score-norm X     none | snorm | asnorm (default $score_norm)
   --average-models N  extract and score with the average of N epoch models (steps/average_models.sh,
                      written at the start of stage 4 as exp/<name>/avg_<select>N.pt); the config must keep
