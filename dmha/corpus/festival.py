@@ -33,7 +33,6 @@ not varied either.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from dmha.common.errors import UserError
-from dmha.corpus.synth import _multiarch_lib_dirs, run_to_wav
+from dmha.corpus.synth import run_to_wav, tree_program, with_tree_libraries
 from dmha.corpus.voices import split_speakers
 
 # The programs (Festival's lexicons and language packages come with --with-deps).
@@ -189,17 +188,6 @@ class Festival:
             return run_to_wav(cmd, out, self.env, f"festival voice {name} gave no audio", cwd=self.libdir)
 
 
-def _program(tree: Path, name: str) -> str:
-    local = tree / "usr/bin" / name
-    if os.access(local, os.X_OK):
-        return str(local)
-    system = shutil.which(name)
-    if system:
-        return system
-    raise UserError(f"{name} not found in {tree}/usr/bin nor on PATH; run local/fetch_debs.sh --with-deps "
-                    f"true {tree} {' '.join(BASE_PACKAGES)} (needs Debian's apt)")
-
-
 def setup_festival(tree: str | Path, voices: list[FestivalVoice]) -> Festival:
     """The engine for the tree unpacked by fetch_debs.sh (or a system Festival), after one short probe
     per voice: a missing voice folder, or a voice that cannot speak, stops the build naming it."""
@@ -210,10 +198,9 @@ def setup_festival(tree: str | Path, voices: list[FestivalVoice]) -> Festival:
     if not (libdir / "init.scm").is_file():
         raise UserError(f"Festival's init.scm not found under {tree}/usr/share/festival nor "
                         f"/usr/share/festival; delete the stamps in {tree}/.fetched and rerun")
-    env = dict(os.environ)
-    old = [env["LD_LIBRARY_PATH"]] if env.get("LD_LIBRARY_PATH") else []
-    env["LD_LIBRARY_PATH"] = ":".join(_multiarch_lib_dirs(tree) + old)
-    engine = Festival(_program(tree, "festival"), _program(tree, "flite"), libdir, env)
+    env = with_tree_libraries(dict(os.environ), tree)
+    fetch = " ".join(BASE_PACKAGES)
+    engine = Festival(tree_program(tree, "festival", fetch), tree_program(tree, "flite", fetch), libdir, env)
     for v in voices:
         if v.program == "festival" and not list(libdir.glob(f"voices/*/{v.voice}")):
             raise UserError(f"Festival voice {v.voice} ({v.db}) not found under {libdir}/voices; its package "

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from dmha.common.errors import UserError
-from dmha.corpus.synth import _multiarch_lib_dirs, run_to_wav
+from dmha.corpus.synth import run_to_wav, tree_program, with_tree_libraries
 from dmha.corpus.voices import split_speakers
 
 # RHVoice language (voice.info "language=") -> the text language of dmha.corpus.text
@@ -203,17 +203,6 @@ def read_voice_info(path: Path) -> dict[str, str]:
     return info
 
 
-def _find_binary(tree: Path) -> str:
-    local = tree / "usr/bin/RHVoice-test"
-    if os.access(local, os.X_OK):
-        return str(local)
-    system = shutil.which("RHVoice-test")
-    if system:
-        return system
-    raise UserError(f"RHVoice-test not found in {tree}/usr/bin nor on PATH; run local/fetch_debs.sh "
-                    f"--with-deps true {tree} {' '.join(BASE_PACKAGES)} rhvoice-english (needs Debian's apt)")
-
-
 def _find_data(tree: Path, sub: str) -> Path:
     """``<root>/<sub>`` in the unpacked tree, else in the system's /usr/share/RHVoice; UserError if absent."""
     for root in (tree / "usr/share/RHVoice", Path("/usr/share/RHVoice")):
@@ -257,11 +246,8 @@ def setup_rhvoice(tree: str | Path, home: str | Path, voices: list[RHVoiceVoice]
     installed system-wide), then one short probe per voice folder: a voice that cannot speak, or a
     missing library, stops the build naming the voice."""
     tree, home = Path(tree).resolve(), Path(home).resolve()
-    binary = _find_binary(tree)
-    env = dict(os.environ)
-    libs = _multiarch_lib_dirs(tree)
-    old = [env["LD_LIBRARY_PATH"]] if env.get("LD_LIBRARY_PATH") else []
-    env["LD_LIBRARY_PATH"] = ":".join(libs + old)
+    binary = tree_program(tree, "RHVoice-test", " ".join(BASE_PACKAGES) + " rhvoice-english")
+    env = with_tree_libraries(dict(os.environ), tree)
     # An empty configuration: a user's /etc/RHVoice/RHVoice.conf must not change the corpus.
     (home / "config").mkdir(parents=True, exist_ok=True)
     env["RHVOICE_CONFIG_PATH"] = str(home / "config")

@@ -94,6 +94,26 @@ def run_to_wav(cmd: list[str], wav_file: Path, env: dict[str, str], failure: str
         wave = wave.mean(axis=1)
     return wave, sr
 
+def with_tree_libraries(env: dict[str, str], tree: Path) -> dict[str, str]:
+    """``env`` with the library folders of a tree unpacked by ``local/fetch_debs.sh`` first on
+    ``LD_LIBRARY_PATH``, so that the programs fetched into it run without being installed."""
+    old = [env["LD_LIBRARY_PATH"]] if env.get("LD_LIBRARY_PATH") else []
+    return dict(env, LD_LIBRARY_PATH=":".join(_multiarch_lib_dirs(tree) + old))
+
+
+def tree_program(tree: Path, name: str, packages: str) -> str:
+    """The program ``name`` unpacked in ``tree`` (``usr/bin``), else the system's; a UserError saying how
+    to fetch ``packages`` when neither exists."""
+    local = tree / "usr/bin" / name
+    if os.access(local, os.X_OK):
+        return str(local)
+    system = shutil.which(name)
+    if system:
+        return system
+    raise UserError(f"{name} not found in {tree}/usr/bin nor on PATH; run local/fetch_debs.sh --with-deps "
+                    f"true {tree} {packages} (needs Debian's apt)")
+
+
 def _multiarch_lib_dirs(root: Path) -> list[str]:
     dirs = []
     for pattern in ("usr/lib/*-linux-gnu*", "lib/*-linux-gnu*", "usr/lib/*-linux-gnu*/pulseaudio", "usr/lib"):
@@ -129,9 +149,7 @@ def setup_espeak(tools_dir: str | Path, mbrola_dir: str | Path, home: str | Path
         binary = str(tools_dir / "usr/bin/espeak-ng")
         found = sorted(glob.glob(str(tools_dir / "usr/lib/*/espeak-ng-data")))
         data_dir = Path(found[0]) if found else None
-        libs = _multiarch_lib_dirs(tools_dir)
-        old = [env["LD_LIBRARY_PATH"]] if env.get("LD_LIBRARY_PATH") else []
-        env["LD_LIBRARY_PATH"] = ":".join(libs + old)
+        env = with_tree_libraries(env, tools_dir)
     if not os.access(binary, os.X_OK):
         raise UserError(f"espeak-ng not found on PATH nor in {tools_dir}; run local/fetch_debs.sh "
                         f"--with-deps true {tools_dir} espeak-ng mbrola (needs Debian's apt) "
